@@ -1,0 +1,39 @@
+# The two commands: `make up` runs the whole stack locally, `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: up test unit integration bench docs clean
+
+# (Re)install when pyproject.toml changes. bjdata (pulled in by crossbar through
+# autobahn[serialization]) is published as an sdist that builds against NumPy 1.x and
+# prints a NumPy-ABI traceback on every import under NumPy 2; its pure-Python build
+# (PYBJDATA_NO_EXTENSION=1) is clean, and datasock never speaks UBJSON anyway.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	PYBJDATA_NO_EXTENSION=1 $(BIN)/pip install --quiet --no-cache-dir --force-reinstall --no-deps "bjdata>=0.6"
+	$(BIN)/pip install --quiet -e ".[test,docs]"
+	touch $(STAMP)
+
+up: $(STAMP)
+	$(BIN)/datasock up
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+integration: $(STAMP)
+	$(BIN)/python -m pytest -q tests/integration
+
+bench: $(STAMP)
+	$(BIN)/python bench/rpc.py
+
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W -b html docs docs/_build/html
+
+clean:
+	rm -rf $(VENV) docs/_build

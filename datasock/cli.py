@@ -1,0 +1,238 @@
+"""The ``datasock`` command."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from typing import Sequence
+
+from . import settings as settings_mod
+from .errors import DatasockError, InvalidArgument
+
+
+def _settings():
+    return settings_mod.load()
+
+
+# -- services ------------------------------------------------------------------------------
+def cmd_router(args) -> int:
+    from .router import process
+
+    return process.run(_settings())
+
+
+def cmd_hub(args) -> int:
+    from . import runtime
+    from .hub.service import make_component
+
+    settings = _settings()
+    runtime.start_logging(settings.log_level)
+    comp = make_component(settings)
+    runtime.react(lambda reactor: comp.start(reactor))
+    return 0
+
+
+def cmd_node(args) -> int:
+    from .datanodes import run
+
+    if args.kind == "sim":
+        from .datanodes.sim import SimNode
+        node = SimNode.from_env()
+    else:
+        from .datanodes.host import HostNode
+        node = HostNode.from_env()
+    run(node)
+    return 0
+
+
+def stack_children(settings) -> list:
+    """The processes ``datasock up`` runs, in start order."""
+    from .procutil import port_open
+    from .supervisor import Child
+
+    me = [sys.executable, "-m", "datasock"]
+    return [
+        Child("router", me + ["router"],
+              ready=lambda: port_open(settings.crossbar_listen, settings.tls_port)),
+        Child("hub", me + ["hub"]),
+        Child("sim", me + ["node", "sim"]),
+        Child("host", me + ["node", "host"]),
+    ]
+
+
+def cmd_up(args) -> int:
+    from .supervisor import Supervisor
+
+    settings = _settings()
+    sup = Supervisor(stack_children(settings))
+    sup.say(f"state directory {settings.home}")
+    sup.say(f"router  {settings.router_url}  (WAMP-CRA over TLS; secrets in {settings.home}/secrets.json)")
+    sup.say(f"OCS     {settings.ocs_url}  (anonymous, {settings.ocs_root}.* only)")
+    return sup.run()
+
+
+# -- clients -------------------------------------------------------------------------------
+def consumer_call(procedure: str, *call_args, **call_kwargs):
+    """Join as the consumer user, make one call, return its result.
+
+    Errors end the process with a one-line message (see :func:`runtime.react`).
+    """
+    from autobahn.wamp.exception import ApplicationError
+    from twisted.internet import defer
+
+    from . import client, runtime
+
+    settings = _settings()
+    result = {}
+
+    @defer.inlineCallbacks
+    def main(reactor):
+        session = yield client.connect_once(settings, client.credentials(settings, "consumer"))
+        try:
+            result["value"] = yield client.call(session, settings, procedure, *call_args, **call_kwargs)
+        except ApplicationError as exc:
+            if exc.error == "wamp.error.no_such_procedure":
+                raise DatasockError(f"nothing serves {settings.uri(procedure)} "
+                                    "(is the node running? `datasock nodes` lists them)")
+            raise DatasockError(exc.error_message())
+        finally:
+            session.leave()
+
+    try:
+        runtime.react(main)
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise
+    return result["value"]
+
+
+def cmd_nodes(args) -> int:
+    from . import wire
+
+    nodes = consumer_call(wire.GET_DATA_NODE)
+    if args.json:
+        print(json.dumps(nodes, indent=2))
+    else:
+        for node in nodes:
+            print(f"{node['name']}\t{node.get('description', '')}")
+    return 0
+
+
+def cmd_fields(args) -> int:
+    from . import timeutil, wire
+
+    wire.check_node_name(args.node)
+    fields, timelines = consumer_call(wire.node_procedure(args.node, "get_fields"),
+                                      timeutil.parse_time_arg(args.start),
+                                      timeutil.parse_time_arg(args.end))
+    if args.json:
+        print(json.dumps({"fields": fields, "timelines": timelines}, indent=2))
+    else:
+        for name in sorted(fields):
+            f = fields[name]
+            print(f"{name}\t{f['timeline']}\t{f['type']}\t{f['units']}\t{f['description']}")
+    return 0
+
+
+def rows_by_time(reply: dict, fields: Sequence[str]) -> list[list]:
+    """Merge the reply's timelines into rows of (t, value per field), time-ordered."""
+    rows: dict[float, list] = {}
+    column = {f: i for i, f in enumerate(fields)}
+    for timeline in reply["timeline"].values():
+        times = timeline["t"]
+        for f in fields:
+            values = reply["data"].get(f) or []
+            if len(values) != len(times):
+                continue  # not on this timeline
+            for t, v in zip(times, values):
+                rows.setdefault(t, [None] * len(fields))[column[f]] = v
+    return [[t, *rows[t]] for t in sorted(rows)]
+
+
+def cmd_get(args) -> int:
+    from . import timeutil, wire
+
+    wire.check_node_name(args.node)
+    kwargs = {}
+    if args.min_stride is not None:
+        kwargs["min_stride"] = args.min_stride
+    reply = consumer_call(wire.node_procedure(args.node, "get_data"), list(args.field),
+                          timeutil.parse_time_arg(args.start), timeutil.parse_time_arg(args.end),
+                          **kwargs)
+    if args.format == "json":
+        print(json.dumps(reply))
+        return 0
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow(["t", *args.field])
+    for row in rows_by_time(reply, args.field):
+        out.writerow(["" if v is None else (f"{v:.6f}" if i == 0 else v) for i, v in enumerate(row)])
+    if "downsampled" in reply:
+        print(f"datasock: reply downsampled: {reply['downsampled']}", file=sys.stderr)
+    return 0
+
+
+def cmd_config(args) -> int:
+    if args.rst:
+        print(settings_mod.settings_table_rst(), end="")
+        return 0
+    settings = _settings()
+    for s in settings_mod.SETTINGS:
+        shown = "(set)" if s.env == "WAMP_SECRET" and settings.wamp_secret else None
+        value = shown or getattr(settings, _ATTR.get(s.env, ""), None)
+        print(f"{s.env}={'' if value is None else value}")
+    return 0
+
+
+_ATTR = {"DATASOCK_HOME": "home", "CROSSBAR_HOST": "crossbar_host", "CROSSBAR_LISTEN": "crossbar_listen",
+         "CROSSBAR_TLS_PORT": "tls_port", "CROSSBAR_OCS_PORT": "ocs_port", "DATASOCK_REALM": "realm",
+         "DATASOCK_BASE_URI": "base_uri", "DATASOCK_OCS_ROOT": "ocs_root",
+         "DATASOCK_MAX_MESSAGE_SIZE": "max_message_size", "DATASOCK_CALL_TIMEOUT": "call_timeout",
+         "DATASOCK_LOG_LEVEL": "log_level", "WAMP_USER": "wamp_user"}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="datasock", description="Serve housekeeping data over WAMP.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="run router, hub, sim and host nodes as one supervised tree"
+                   ).set_defaults(func=cmd_up)
+    sub.add_parser("router", help="run the crossbar router").set_defaults(func=cmd_router)
+    sub.add_parser("hub", help="run the hub (registry of data nodes)").set_defaults(func=cmd_hub)
+    node = sub.add_parser("node", help="run a built-in data node")
+    node.add_argument("kind", choices=["sim", "host"])
+    node.set_defaults(func=cmd_node)
+
+    nodes = sub.add_parser("nodes", help="list the data nodes the hub knows")
+    nodes.add_argument("--json", action="store_true")
+    nodes.set_defaults(func=cmd_nodes)
+
+    fields = sub.add_parser("fields", help="list a node's fields")
+    fields.add_argument("node")
+    fields.add_argument("--start", default="-86400", help="Unix time, ISO 8601, or <= 0 for now-relative")
+    fields.add_argument("--end", default="0")
+    fields.add_argument("--json", action="store_true")
+    fields.set_defaults(func=cmd_fields)
+
+    get = sub.add_parser("get", help="print a node's data")
+    get.add_argument("node")
+    get.add_argument("field", nargs="+")
+    get.add_argument("--start", required=True, help="Unix time, ISO 8601, or <= 0 for now-relative")
+    get.add_argument("--end", default="0")
+    get.add_argument("--min-stride", type=float, default=None,
+                     help="seconds per bucket: keep first/min/max/last of each (M4)")
+    get.add_argument("--format", choices=["csv", "json"], default="csv")
+    get.set_defaults(func=cmd_get)
+
+    config = sub.add_parser("config", help="print the effective settings")
+    config.add_argument("--rst", action="store_true", help="the settings table for the docs")
+    config.set_defaults(func=cmd_config)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except DatasockError as exc:
+        print(f"datasock: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, InvalidArgument) else 1

@@ -1,0 +1,249 @@
+"""The DataNodeServer SDK: one small class per data source.
+
+Subclass :class:`DataNodeServer` (blocking methods, run in a thread pool),
+:class:`AsyncDataNodeServer` (coroutines on the reactor) or :class:`LiveDataNode`
+(the SDK buffers and serves what ``sample()`` returns), then ``run(node)``.
+
+The SDK registers sisock's procedures, announces the node to the hub (again
+whenever the hub comes back), reconnects with backoff, validates arguments,
+trims to [start, end), downsamples with M4 and converts numpy for the wire.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import txaio
+from autobahn.wamp.exception import ApplicationError
+from twisted.internet import defer, reactor, task, threads
+
+from .. import timeutil, wire
+from ..client import call, component, credentials
+from ..errors import InvalidArgument
+from ..ringbuffer import RingBuffer
+from ..settings import Settings
+from .reply import Field, Samples, data_reply, fields_reply
+
+log = txaio.make_logger()
+
+
+class DuplicateNode(Exception):
+    """Another live session already serves this node name."""
+
+
+class DataNodeServer:
+    """A data source. Override :meth:`get_fields` and :meth:`get_data` (blocking is fine)."""
+
+    #: the node's name: its procedures are ``<base>.consumer.<name>.get_fields|get_data``
+    name: str = ""
+    description: str = ""
+
+    def get_fields(self, start: float, end: float) -> Iterable[Field]:
+        """The fields with data in [start, end) (Unix seconds, already resolved)."""
+        raise NotImplementedError
+
+    def get_data(self, fields: list[str], start: float, end: float) -> Mapping[str, Samples]:
+        """Samples of ``fields`` in [start, end), keyed by timeline name.
+
+        Returning a little more than asked is fine (the SDK trims), and fields not
+        asked for are dropped. Downsampling is the SDK's job.
+        """
+        raise NotImplementedError
+
+    def started(self, publish) -> None:
+        """Called once on the reactor thread when the node starts.
+
+        ``publish(timeline, t, values)`` sends new samples to live subscribers.
+        """
+
+    # how the SDK calls the two methods above: blocking ones go to the thread pool
+    def _call(self, method, *args) -> defer.Deferred:
+        return threads.deferToThread(method, *args)
+
+
+class AsyncDataNodeServer(DataNodeServer):
+    """A data source whose get_fields/get_data are coroutines (or return Deferreds)."""
+
+    async def get_fields(self, start: float, end: float) -> Iterable[Field]:
+        raise NotImplementedError
+
+    async def get_data(self, fields: list[str], start: float, end: float) -> Mapping[str, Samples]:
+        raise NotImplementedError
+
+    def _call(self, method, *args) -> defer.Deferred:
+        return defer.ensureDeferred(defer.maybeDeferred(method, *args))
+
+
+class LiveDataNode(DataNodeServer):
+    """A live source: the SDK calls :meth:`sample` every field interval and serves the buffer.
+
+    Declare :meth:`live_fields` (each with an ``interval``; fields sharing a
+    timeline are sampled together) and implement :meth:`sample`.
+    """
+
+    #: samples kept per timeline
+    capacity: int = 24 * 3600
+
+    def live_fields(self) -> list[Field]:
+        raise NotImplementedError
+
+    def sample(self, timeline: str, now: float) -> Mapping[str, Any]:
+        """Read the hardware once (blocking is fine): ``{field: value}`` for ``timeline``."""
+        raise NotImplementedError
+
+    # -- served by the SDK ------------------------------------------------------------
+    def get_fields(self, start, end):
+        return self._fields
+
+    def get_data(self, fields, start, end):
+        out = {}
+        for timeline, buffer in self._buffers.items():
+            t, data = buffer.slice(start, end)
+            last = buffer.last_time
+            out[timeline] = Samples(t, data, finalized_until=last)
+        return out
+
+    def started(self, publish) -> None:
+        self._fields = list(self.live_fields())
+        self._buffers: dict[str, RingBuffer] = {}
+        self._loops = []
+        self._sample_errors = 0
+        by_timeline: dict[str, list[Field]] = {}
+        for f in self._fields:
+            if f.interval is None or not f.interval > 0:
+                raise InvalidArgument(f"live field {f.name!r} needs an interval > 0")
+            by_timeline.setdefault(f.timeline, []).append(f)
+        dtypes = {"number": np.float64, "bool": np.bool_, "string": object}
+        for timeline, fields in by_timeline.items():
+            self._buffers[timeline] = RingBuffer(
+                self.capacity, [f.name for f in fields], {f.name: dtypes[f.type] for f in fields})
+            loop = task.LoopingCall(self._tick, timeline, publish)
+            loop.start(min(f.interval for f in fields), now=True).addErrback(
+                lambda failure: log.failure("sampling loop stopped", failure=failure))
+            self._loops.append(loop)
+
+    @defer.inlineCallbacks
+    def _tick(self, timeline, publish):
+        now = time.time()
+        try:
+            values = yield threads.deferToThread(self.sample, timeline, now)
+            self._buffers[timeline].append(now, values)
+        except Exception as exc:  # a flaky sensor must not stop the node
+            self._sample_errors += 1
+            log.warn("{node}: sampling {timeline} failed: {exc}", node=self.name, timeline=timeline,
+                     exc=repr(exc))
+            return
+        publish(timeline, [now], {k: [v] for k, v in values.items()})
+
+
+def _invalid(settings: Settings, message: str) -> ApplicationError:
+    return ApplicationError(settings.uri(wire.ERROR_INVALID_ARGUMENT), message)
+
+
+class NodeRunner:
+    """Connects one DataNodeServer to the router and keeps it there."""
+
+    def __init__(self, node: DataNodeServer, settings: Settings, clock=time.time):
+        wire.check_node_name(node.name)
+        self.node = node
+        self.settings = settings
+        self.clock = clock
+        self.session = None
+        self.stopped_by_duplicate = False
+        self._announce_call = None
+
+    def uri(self, suffix: str) -> str:
+        return self.settings.uri(suffix)
+
+    # -- procedures --------------------------------------------------------------------
+    @defer.inlineCallbacks
+    def get_fields(self, start, end):
+        try:
+            start, end = timeutil.resolve_range(start, end, self.clock())
+        except InvalidArgument as exc:
+            raise _invalid(self.settings, str(exc))
+        fields = yield self.node._call(self.node.get_fields, start, end)
+        return fields_reply(fields)
+
+    @defer.inlineCallbacks
+    def get_data(self, field, start, end, min_stride=None):
+        try:
+            fields = wire.check_field_list(field)
+            start, end = timeutil.resolve_range(start, end, self.clock())
+            stride = timeutil.check_min_stride(min_stride)
+        except InvalidArgument as exc:
+            raise _invalid(self.settings, str(exc))
+        timelines = yield self.node._call(self.node.get_data, fields, start, end)
+        # trimming, M4 and list conversion are CPU work: keep them off the reactor
+        reply = yield threads.deferToThread(data_reply, timelines or {}, fields, start, end, stride,
+                                            self.settings.max_message_size // 2)
+        return reply
+
+    # -- live samples -------------------------------------------------------------------
+    def publish(self, timeline: str, t, values: Mapping[str, Any]) -> None:
+        if self.session is None:
+            return
+        self.session.publish(self.uri(wire.samples_topic(self.node.name)),
+                             wire.to_wire({"timeline": timeline, "t": t, "data": values}))
+
+    # -- session life -------------------------------------------------------------------
+    @defer.inlineCallbacks
+    def on_join(self, session, details):
+        name = self.node.name
+        try:
+            yield session.register(self.get_fields, self.uri(wire.node_procedure(name, "get_fields")))
+            yield session.register(self.get_data, self.uri(wire.node_procedure(name, "get_data")))
+        except ApplicationError as exc:
+            if exc.error == "wamp.error.procedure_already_exists":
+                yield self._duplicate(session, "its procedures are registered by another session")
+                return
+            raise
+        self.session = session
+        yield session.subscribe(lambda *a, **kw: self._announce(session), self.uri(wire.HUB_ONLINE))
+        yield self._announce(session)
+
+    def on_leave(self, session, details):
+        self.session = None
+        if self._announce_call is not None and self._announce_call.active():
+            self._announce_call.cancel()
+
+    @defer.inlineCallbacks
+    def _announce(self, session, delay: float = 0.5):
+        """Tell the hub about this node; retry while the hub is away."""
+        self._announce_call = None
+        if session is not self.session:
+            return
+        try:
+            added = yield call(session, self.settings, wire.NODE_ADD, self.node.name,
+                               self.node.description, session.session_id)
+        except Exception as exc:
+            if session is self.session:
+                log.info("hub not reachable ({exc}); announcing again in {d:.1f} s", exc=exc, d=delay)
+                self._announce_call = reactor.callLater(delay, self._announce, session,
+                                                        min(delay * 2, 10.0))
+            return
+        if not added:
+            yield self._duplicate(session, "the hub lists that name for another session")
+            return
+        log.info("data node {name!r} announced to the hub", name=self.node.name)
+
+    @defer.inlineCallbacks
+    def _duplicate(self, session, why: str):
+        log.error("cannot serve data node {name!r}: {why}. Is another copy running?",
+                  name=self.node.name, why=why)
+        self.stopped_by_duplicate = True
+        self.session = None
+        yield self.component.stop()
+
+    def make_component(self):
+        self.component = component(self.settings, credentials(self.settings, "datanode"))
+        self.component.on("join", self.on_join)
+        self.component.on("leave", self.on_leave)
+        return self.component
+
+    def start(self) -> defer.Deferred:
+        """Start the node; fires when it stops for good."""
+        comp = self.make_component()
+        self.node.started(self.publish)
+        return comp.start(reactor)

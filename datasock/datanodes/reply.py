@@ -1,0 +1,115 @@
+"""Building get_fields/get_data replies (pure: numpy in, sisock's wire shape out)."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from ..downsample import downsample
+from ..errors import InvalidArgument
+
+FIELD_TYPES = ("number", "string", "bool")
+
+# Bytes one value may take once serialized (a JSON float is the worst case); used to
+# keep replies under the router's message limit.
+BYTES_PER_VALUE = 24
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """One field a node serves, as get_fields describes it."""
+    name: str
+    timeline: str
+    description: str = ""
+    units: str = ""
+    type: str = "number"
+    #: sample period of the field's timeline in seconds, if regular
+    interval: float | None = None
+
+    def __post_init__(self):
+        if self.type not in FIELD_TYPES:
+            raise InvalidArgument(f"field {self.name!r}: type must be one of {FIELD_TYPES}, "
+                                  f"got {self.type!r}")
+
+
+@dataclasses.dataclass
+class Samples:
+    """The samples of one timeline: times and co-sampled values of its fields."""
+    t: np.ndarray
+    data: Mapping[str, np.ndarray]
+    #: data before this time will not change any more (None: nothing is final)
+    finalized_until: float | None = None
+
+
+def fields_reply(fields: Iterable[Field]) -> list:
+    """sisock's ``[fields, timelines]``."""
+    out: dict[str, dict] = {}
+    timelines: dict[str, dict] = {}
+    for f in fields:
+        out[f.name] = {"description": f.description, "timeline": f.timeline,
+                       "type": f.type, "units": f.units}
+        tl = timelines.setdefault(f.timeline, {"interval": None, "field": []})
+        tl["field"].append(f.name)
+        if tl["interval"] is None and f.interval is not None:
+            tl["interval"] = float(f.interval)
+    return [out, timelines]
+
+
+def _trim(samples: Samples, start: float, end: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    t = np.asarray(samples.t, dtype=np.float64)
+    data = {name: np.asarray(v) for name, v in samples.data.items()}
+    for name, v in data.items():
+        if len(v) != len(t):
+            raise ValueError(f"field {name!r} has {len(v)} values for {len(t)} times")
+    if len(t) > 1 and np.any(np.diff(t) < 0):
+        order = np.argsort(t, kind="stable")
+        t = t[order]
+        data = {name: v[order] for name, v in data.items()}
+    lo, hi = np.searchsorted(t, [start, end], side="left")
+    return t[lo:hi], {name: v[lo:hi] for name, v in data.items()}
+
+
+def _stride_to_fit(t: np.ndarray, ncolumns: int, max_values: int) -> float | None:
+    """The stride needed so M4 output of one timeline stays under ``max_values``."""
+    total = len(t) * (ncolumns + 1)
+    if total <= max_values or len(t) < 2:
+        return None
+    # M4 keeps at most 2 + 2 * ncolumns samples per bucket
+    buckets = max(1, max_values // ((ncolumns + 1) * (2 + 2 * ncolumns)))
+    return float(t[-1] - t[0]) / buckets * 1.0001
+
+
+def data_reply(timelines: Mapping[str, Samples], fields: list[str], start: float, end: float,
+               min_stride: float | None, max_bytes: int) -> dict:
+    """sisock's get_data reply: trimmed to [start, end), M4-downsampled, plain lists.
+
+    A requested field that no timeline holds comes back as ``[]`` (as in sisock).
+    When the reply would not fit in ``max_bytes`` it is downsampled further and the
+    reply says so under ``"downsampled"``.
+    """
+    wanted = set(fields)
+    data: dict[str, list] = {name: [] for name in fields}
+    timeline_out: dict[str, dict] = {}
+    forced: dict[str, float] = {}
+    max_values = max(64, max_bytes // BYTES_PER_VALUE)
+    budget = max(64, max_values // max(1, len(timelines)))
+    for name, samples in timelines.items():
+        columns = {f: v for f, v in samples.data.items() if f in wanted}
+        if not columns:
+            continue
+        t, columns = _trim(Samples(samples.t, columns), start, end)
+        stride = min_stride
+        needed = _stride_to_fit(t, len(columns), budget)
+        if needed is not None and (stride is None or stride < needed):
+            stride = needed
+            forced[name] = needed
+        t, columns = downsample(t, columns, stride)
+        timeline_out[name] = {"t": t.tolist(), "finalized_until": samples.finalized_until}
+        for f, v in columns.items():
+            data[f] = v.tolist()
+    reply = {"data": data, "timeline": timeline_out}
+    if forced:
+        reply["downsampled"] = {"min_stride": forced,
+                                "reason": f"reply limited to about {max_bytes} bytes"}
+    return reply

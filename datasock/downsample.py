@@ -1,0 +1,135 @@
+"""M4 downsampling of time series.
+
+For every time bucket M4 keeps the first, last, minimum and maximum sample, so
+a plot of the result has the same envelope as a plot of the full data: a
+single-sample spike survives, unlike with naive decimation.
+
+Buckets are aligned to absolute multiples of the stride
+(``bucket = floor(t / stride)``), so the same data gives the same buckets
+whatever the query's start time.  Everything is vectorised with numpy; there
+are no per-sample or per-bucket Python loops.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from datasock.errors import InvalidArgument
+
+# dtype kinds whose min/max are meaningful: float, signed, unsigned, bool.
+_NUMERIC_KINDS = "fiub"
+
+
+def _check_stride(stride):
+    """Return ``stride`` as a positive finite float or raise InvalidArgument."""
+    if isinstance(stride, (bool, np.bool_)) or not isinstance(stride, numbers.Real):
+        raise InvalidArgument(f"stride must be a positive number, got {stride!r}")
+    value = float(stride)
+    if not (math.isfinite(value) and value > 0):
+        raise InvalidArgument(
+            f"stride must be a positive finite number, got {stride!r}"
+        )
+    return value
+
+
+def _bucket_bounds(t, stride):
+    """Return ``(starts, lasts)``: index of the first and last sample of each
+    non-empty bucket, in time order."""
+    buckets = np.floor(t / stride)
+    starts = np.flatnonzero(buckets[1:] != buckets[:-1]) + 1
+    starts = np.concatenate(([0], starts))
+    lasts = np.concatenate((starts[1:], [len(t)])) - 1
+    return starts, lasts
+
+
+def _first_match(matches, starts, lasts):
+    """For each bucket, the first index in the sorted array ``matches`` that
+    lies inside the bucket; buckets without one are skipped."""
+    pos = np.searchsorted(matches, starts)
+    inside = pos < len(matches)
+    candidates = matches[pos[inside]]
+    return candidates[candidates <= lasts[inside]]
+
+
+def _extreme_indices(values, starts, lasts, counts):
+    """Indices of the min and max of ``values`` in every bucket, ignoring NaN.
+
+    fmin/fmax skip NaN, and a bucket that is all NaN gets NaN as its extreme,
+    which compares unequal to everything and so contributes no index.
+    """
+    if values.dtype.kind == "b":
+        # reduceat on bool is fine, but uint8 keeps the comparison cheap and
+        # treats False/True as 0/1 as documented.
+        values = values.view(np.uint8)
+    found = []
+    for reduce in (np.fmin, np.fmax):
+        extremes = reduce.reduceat(values, starts)
+        # Repeating the per-bucket extreme back onto every sample lets one
+        # vectorised comparison locate it inside each bucket.
+        matches = np.flatnonzero(values == np.repeat(extremes, counts))
+        found.append(_first_match(matches, starts, lasts))
+    return found
+
+
+def m4_indices(
+    t: np.ndarray, columns: Sequence[np.ndarray], stride: float
+) -> np.ndarray:
+    """Indices of the samples that M4 downsampling keeps.
+
+    ``t`` is a 1-D non-decreasing float array of times; each array in
+    ``columns`` has the same length.  For every bucket ``floor(t / stride)``
+    the first and last sample are kept, plus, for each numeric column
+    (float, int or bool), the first sample holding its minimum and its
+    maximum, NaN ignored.  Other columns (strings, objects) only contribute
+    first/last.  Returns a sorted, unique int64 array.
+    """
+    stride = _check_stride(stride)
+    t = np.asarray(t, dtype=np.float64)
+    if t.ndim != 1:
+        raise InvalidArgument(f"t must be a 1-D array, got shape {t.shape}")
+    n = len(t)
+    arrays = [np.asarray(c) for c in columns]
+    for i, column in enumerate(arrays):
+        if column.shape != (n,):
+            raise InvalidArgument(
+                f"column {i} has shape {column.shape}, expected ({n},) like t"
+            )
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    if np.any(t[1:] < t[:-1]):
+        raise InvalidArgument("t must be sorted in non-decreasing order")
+
+    starts, lasts = _bucket_bounds(t, stride)
+    counts = lasts - starts + 1
+    parts = [starts, lasts]
+    for column in arrays:
+        if column.dtype.kind in _NUMERIC_KINDS:
+            parts.extend(_extreme_indices(column, starts, lasts, counts))
+    # np.unique sorts and removes the overlaps (e.g. a first that is also a min).
+    return np.unique(np.concatenate(parts)).astype(np.int64, copy=False)
+
+
+def downsample(
+    t: np.ndarray,
+    columns: Mapping[str, np.ndarray],
+    stride: float | None,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Apply M4 downsampling to ``t`` and every column in ``columns``.
+
+    With ``stride`` None, or at most 4 samples (which M4 could not reduce),
+    the data is returned unchanged.  Otherwise returns the kept times and a
+    dict of the kept values, column by column.
+    """
+    if stride is None:
+        return t, dict(columns)
+    stride = _check_stride(stride)
+    if len(t) <= 4:
+        return t, dict(columns)
+    keep = m4_indices(t, list(columns.values()), stride)
+    return np.asarray(t)[keep], {
+        name: np.asarray(values)[keep] for name, values in columns.items()
+    }

@@ -1,0 +1,1 @@
+"""The hub: the registry of DataNodeServers (sisock's hub, restart-safe)."""

@@ -1,0 +1,1 @@
+"""The crossbar router: configuration built from settings, run as a child process."""

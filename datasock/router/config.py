@@ -1,0 +1,106 @@
+"""Build the crossbar configuration from settings (pure: no I/O).
+
+The roles are least-privilege: each may do exactly what its part in the
+system needs. crossbar applies the most specific matching permission (exact
+beats prefix), which is how data nodes are kept off the hub's own URIs that sit
+under the ``consumer.`` prefix they otherwise own.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+from ..settings import Settings
+
+_NONE = {"call": False, "register": False, "publish": False, "subscribe": False}
+
+
+def _perm(uri: str, match: str = "exact", disclose_caller: bool = False, **allowed: bool) -> dict:
+    perm = {"uri": uri, "match": match, "allow": {**_NONE, **allowed},
+            "disclose": {"caller": disclose_caller, "publisher": False}, "cache": True}
+    return perm
+
+
+def roles(settings: Settings) -> list[dict]:
+    base = settings.base_uri
+    hub_events = [f"{base}.consumer.data_node_added", f"{base}.consumer.data_node_subtracted"]
+    hub = [
+        _perm(f"{base}.data_node.", "prefix", register=True),
+        _perm(f"{base}.consumer.get_data_node", register=True),
+        *[_perm(uri, publish=True) for uri in hub_events],
+        _perm(f"{base}.hub.", "prefix", publish=True),
+        # the session meta API lets the hub check which registered nodes are still alive
+        _perm("wamp.session.", "prefix", call=True, subscribe=True),
+    ]
+    datanode = [
+        _perm(f"{base}.consumer.", "prefix", register=True, publish=True),
+        _perm(f"{base}.consumer.get_data_node", call=True),
+        *[_perm(uri, subscribe=True) for uri in hub_events],
+        # the hub checks who is calling, so a node cannot add or remove in another's name
+        _perm(f"{base}.data_node.", "prefix", disclose_caller=True, call=True),
+        _perm(f"{base}.hub.", "prefix", subscribe=True),
+    ]
+    consumer = [
+        _perm(f"{base}.consumer.", "prefix", call=True, subscribe=True),
+        _perm(f"{base}.hub.", "prefix", subscribe=True),
+    ]
+    ocs = [
+        _perm(f"{settings.ocs_root}.", "prefix", call=True, register=True, publish=True, subscribe=True),
+    ]
+    return [
+        {"name": "hub", "permissions": hub},
+        {"name": "datanode", "permissions": datanode},
+        {"name": "consumer", "permissions": consumer},
+        {"name": "iocs_agent", "permissions": ocs},
+    ]
+
+
+def wampcra_users(settings: Settings, secrets: Mapping[str, str]) -> dict:
+    users = {user: {"secret": secret, "role": user} for user, secret in secrets.items()}
+    if settings.wamp_user:
+        if settings.wamp_user in users:
+            raise ValueError(f"WAMP_USER {settings.wamp_user!r} clashes with a datasock user name")
+        users[settings.wamp_user] = {"secret": settings.wamp_secret, "role": "datanode"}
+    return users
+
+
+def _websocket_options(settings: Settings) -> dict:
+    return {
+        "max_message_size": settings.max_message_size,
+        "max_frame_size": settings.max_message_size,
+        "auto_ping_interval": 10000,
+        "auto_ping_timeout": 5000,
+        "auto_ping_size": 12,
+        "fail_by_drop": True,
+    }
+
+
+def crossbar_config(settings: Settings, secrets: Mapping[str, str], cert: str, key: str) -> dict:
+    """The whole crossbar node configuration (config.json)."""
+    tls_transport = {
+        "type": "web",
+        "endpoint": {"type": "tcp", "interface": settings.crossbar_listen, "port": settings.tls_port,
+                     "tls": {"key": key, "certificate": cert}},
+        "paths": {
+            "ws": {"type": "websocket", "serializers": ["msgpack", "cbor", "json"],
+                   "options": _websocket_options(settings),
+                   "auth": {"wampcra": {"type": "static", "users": wampcra_users(settings, secrets)}}},
+        },
+    }
+    ocs_transport = {
+        "type": "web",
+        "endpoint": {"type": "tcp", "interface": settings.crossbar_listen, "port": settings.ocs_port},
+        "paths": {
+            "ws": {"type": "websocket", "serializers": ["json", "msgpack", "cbor"],
+                   "options": _websocket_options(settings),
+                   "auth": {"anonymous": {"type": "static", "role": "iocs_agent"}}},
+        },
+    }
+    return {
+        "version": 2,
+        "controller": {},
+        "workers": [{
+            "type": "router",
+            "realms": [{"name": settings.realm, "roles": roles(settings)}],
+            "transports": [tls_transport, ocs_transport],
+        }],
+    }

@@ -1,0 +1,65 @@
+"""``datasock router``: write the crossbar config into the state dir and run crossbar."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from .. import state
+from ..errors import DatasockError
+from ..procutil import child_preexec, wait_for_port
+from ..settings import Settings
+from .config import crossbar_config
+
+
+def prepare(settings: Settings) -> Path:
+    """Create secrets, certificate and config.json; returns the crossbar node directory."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.home, 0o700)
+    secrets = state.ensure_secrets(settings.home)
+    cert = state.ensure_certificate(settings.home, settings.crossbar_host)
+    config = crossbar_config(settings, secrets, str(cert), str(state.key_path(settings.home)))
+    cbdir = settings.home / "crossbar"
+    # config.json holds the secrets, so it is as private as secrets.json
+    state.write_private(cbdir / "config.json", json.dumps(config, indent=2).encode())
+    return cbdir
+
+
+def crossbar_executable() -> str:
+    found = shutil.which("crossbar", path=os.path.dirname(sys.executable)) or shutil.which("crossbar")
+    if not found:
+        raise DatasockError("the crossbar command is not installed (pip install crossbar)")
+    return found
+
+
+def crossbar_loglevel(level: str) -> str:
+    level = level.lower()
+    return {"warning": "warn", "critical": "error"}.get(level, level)
+
+
+def run(settings: Settings) -> int:
+    """Run crossbar in the foreground until it exits or we are told to stop."""
+    cbdir = prepare(settings)
+    cmd = [crossbar_executable(), "start", "--cbdir", str(cbdir), "--color", "false",
+           "--loglevel", crossbar_loglevel(settings.log_level)]
+    proc = subprocess.Popen(cmd, preexec_fn=child_preexec)
+
+    def forward(signum, frame):
+        proc.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    try:
+        if wait_for_port(settings.crossbar_listen, settings.tls_port, 60, alive=lambda: proc.poll() is None):
+            print(f"datasock router: {settings.router_url} (WAMP-CRA, TLS), "
+                  f"OCS {settings.ocs_url} (anonymous, {settings.ocs_root}.* only), "
+                  f"state {settings.home}", file=sys.stderr, flush=True)
+        return proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait()

@@ -1,0 +1,144 @@
+"""Settings read from the environment.
+
+Every port, address and path datasock uses comes from here, so two stacks can
+run side by side by changing environment variables only. The table in
+docs/configuration.rst is generated from :data:`SETTINGS` (see
+``datasock config --doc``), so a setting documented there is a setting that exists.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Callable, Mapping
+
+from .errors import InvalidArgument
+
+MIB = 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    env: str
+    default: str | None
+    help: str
+    parse: Callable[[str], object] = str
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 < port < 65536:
+        raise ValueError(f"{port} is not a TCP port")
+    return port
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"{value} is not > 0")
+    return value
+
+
+def _message_size(text: str) -> int:
+    value = int(text)
+    # crossbar refuses WebSocket limits above 64 MiB
+    if not MIB <= value <= 64 * MIB:
+        raise ValueError(f"{value} is not between 1 MiB and 64 MiB")
+    return value
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("DATASOCK_HOME", ".datasock",
+            "State directory: router config, TLS certificate, secrets, hub registry, logs."),
+    Setting("CROSSBAR_HOST", "127.0.0.1",
+            "Address clients use to reach the router (must be in the router certificate)."),
+    Setting("CROSSBAR_LISTEN", "127.0.0.1",
+            "Interface the router's TLS WebSocket and OCS transports listen on."),
+    Setting("CROSSBAR_TLS_PORT", "8080", "Router TLS WebSocket port (path /ws, WAMP-CRA).", _port),
+    Setting("CROSSBAR_OCS_PORT", "8001",
+            "Router anonymous port for OCS (confined to DATASOCK_OCS_ROOT).", _port),
+    Setting("DATASOCK_REALM", "test_realm", "WAMP realm (sisock's default)."),
+    Setting("DATASOCK_BASE_URI", "org.simonsobservatory",
+            "Prefix of every datasock URI (sisock's default)."),
+    Setting("DATASOCK_OCS_ROOT", "observatory", "OCS address root the OCS port is confined to."),
+    Setting("DATASOCK_MAX_MESSAGE_SIZE", str(64 * MIB),
+            "Largest WAMP message, bytes, on router and clients (1 MiB to 64 MiB).", _message_size),
+    Setting("DATASOCK_CALL_TIMEOUT", "30",
+            "Seconds a datasock client waits for any WAMP call before giving up.", _positive_float),
+    Setting("DATASOCK_LOG_LEVEL", "warn", "Log level of datasock processes (debug, info, warn, error)."),
+    Setting("WAMP_USER", None,
+            "Extra data-node user the router accepts (for existing sisock DataNodeServers); "
+            "needs WAMP_SECRET. Also used by clients to pick the identity they join with."),
+    Setting("WAMP_SECRET", None, "Secret of WAMP_USER."),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    home: Path
+    crossbar_host: str
+    crossbar_listen: str
+    tls_port: int
+    ocs_port: int
+    realm: str
+    base_uri: str
+    ocs_root: str
+    max_message_size: int
+    call_timeout: float
+    log_level: str
+    wamp_user: str | None
+    wamp_secret: str | None
+
+    @property
+    def router_url(self) -> str:
+        return f"wss://{self.crossbar_host}:{self.tls_port}/ws"
+
+    @property
+    def ocs_url(self) -> str:
+        return f"ws://{self.crossbar_host}:{self.ocs_port}/ws"
+
+    def uri(self, suffix: str) -> str:
+        """The full URI of ``suffix`` under the base URI (sisock's ``uri()``)."""
+        return f"{self.base_uri}.{suffix}"
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from ``environ`` (default: the process environment)."""
+    environ = os.environ if environ is None else environ
+    values = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.env) or setting.default
+        if raw is None:
+            values[setting.env] = None
+            continue
+        try:
+            values[setting.env] = setting.parse(raw)
+        except ValueError as exc:
+            raise InvalidArgument(f"{setting.env}={raw!r}: {exc}") from None
+    if bool(values["WAMP_USER"]) != bool(values["WAMP_SECRET"]):
+        raise InvalidArgument("WAMP_USER and WAMP_SECRET must be set together")
+    return Settings(
+        home=Path(values["DATASOCK_HOME"]).absolute(),
+        crossbar_host=values["CROSSBAR_HOST"],
+        crossbar_listen=values["CROSSBAR_LISTEN"],
+        tls_port=values["CROSSBAR_TLS_PORT"],
+        ocs_port=values["CROSSBAR_OCS_PORT"],
+        realm=values["DATASOCK_REALM"],
+        base_uri=values["DATASOCK_BASE_URI"].rstrip("."),
+        ocs_root=values["DATASOCK_OCS_ROOT"].rstrip("."),
+        max_message_size=values["DATASOCK_MAX_MESSAGE_SIZE"],
+        call_timeout=values["DATASOCK_CALL_TIMEOUT"],
+        log_level=values["DATASOCK_LOG_LEVEL"],
+        wamp_user=values["WAMP_USER"],
+        wamp_secret=values["WAMP_SECRET"],
+    )
+
+
+def settings_table_rst() -> str:
+    """The settings as a reStructuredText list-table, for the docs."""
+    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 25 20 55", "",
+             "   * - Variable", "     - Default", "     - Meaning"]
+    for s in SETTINGS:
+        default = f"``{s.default}``" if s.default is not None else "(unset)"
+        lines += [f"   * - ``{s.env}``", f"     - {default}", f"     - {s.help}"]
+    return "\n".join(lines) + "\n"
