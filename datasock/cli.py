@@ -28,8 +28,7 @@ def cmd_hub(args) -> int:
 
     settings = _settings()
     runtime.start_logging(settings.log_level)
-    comp = make_component(settings)
-    runtime.react(lambda reactor: comp.start(reactor))
+    runtime.run_component(make_component(settings))
     return 0
 
 

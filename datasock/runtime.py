@@ -1,4 +1,4 @@
-"""Running a Twisted program: logging, signals, exit codes."""
+"""Running a Twisted program: logging, signals, clean shutdown, exit codes."""
 from __future__ import annotations
 
 import sys
@@ -8,16 +8,20 @@ from twisted.internet import defer, task
 
 from .errors import DatasockError
 
-_LEVELS = {"debug", "info", "warn", "error", "critical", "trace"}
+_LEVELS = ("critical", "error", "warn", "info", "debug", "trace")
 
 
 def start_logging(level: str) -> None:
-    level = level.lower()
-    if level == "warning":
-        level = "warn"
+    """Log to stderr at ``level``; quiet by default (warn)."""
+    level = {"warning": "warn"}.get(level.lower(), level.lower())
     if level not in _LEVELS:
-        raise DatasockError(f"DATASOCK_LOG_LEVEL must be one of {sorted(_LEVELS)}, got {level!r}")
+        raise DatasockError(f"DATASOCK_LOG_LEVEL must be one of {list(_LEVELS)}, got {level!r}")
     txaio.start_logging(level=level, out=sys.stderr)
+    if _LEVELS.index(level) < _LEVELS.index("info"):
+        # autobahn's Component logs every (re)connection attempt as a warning; that is
+        # routine here, and our own code says when something is really wrong
+        from autobahn.twisted.component import Component
+        Component.log.set_log_level("error")
 
 
 def react(main, *args) -> None:
@@ -37,3 +41,12 @@ def react(main, *args) -> None:
         return d.addErrback(failed)
 
     task.react(wrapped)
+
+
+def run_component(comp) -> None:
+    """Run an autobahn Component until SIGINT/SIGTERM, leaving its session cleanly on the way out."""
+    def main(reactor):
+        reactor.addSystemEventTrigger("before", "shutdown", comp.stop)
+        return comp.start(reactor)
+
+    react(main)

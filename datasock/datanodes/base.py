@@ -243,7 +243,8 @@ class NodeRunner:
         return self.component
 
     def start(self) -> defer.Deferred:
-        """Start the node; fires when it stops for good."""
+        """Start the node; fires when it stops for good (leaving cleanly on reactor shutdown)."""
         comp = self.make_component()
+        reactor.addSystemEventTrigger("before", "shutdown", comp.stop)
         self.node.started(self.publish)
         return comp.start(reactor)

@@ -48,7 +48,10 @@ def run(settings: Settings) -> int:
            "--loglevel", crossbar_loglevel(settings.log_level)]
     proc = subprocess.Popen(cmd, preexec_fn=child_preexec)
 
+    stopping = []
+
     def forward(signum, frame):
+        stopping.append(signum)
         proc.send_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, forward)
@@ -58,7 +61,9 @@ def run(settings: Settings) -> int:
             print(f"datasock router: {settings.router_url} (WAMP-CRA, TLS), "
                   f"OCS {settings.ocs_url} (anonymous, {settings.ocs_root}.* only), "
                   f"state {settings.home}", file=sys.stderr, flush=True)
-        return proc.wait()
+        code = proc.wait()
+        # crossbar exits non-zero even when it shut down cleanly on our signal
+        return 0 if stopping else code
     finally:
         if proc.poll() is None:
             proc.terminate()

@@ -1,0 +1,61 @@
+"""``datasock up``: the whole local stack as one supervised tree."""
+from __future__ import annotations
+
+import csv
+import io
+import signal
+import time
+
+import psutil
+import pytest
+
+from .conftest import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def child_named(up_pid: int, word: str) -> psutil.Process | None:
+    for child in psutil.Process(up_pid).children():
+        try:
+            if word in child.cmdline():
+                return child
+        except psutil.NoSuchProcess:
+            pass
+    return None
+
+
+def test_up_runs_lists_restarts_and_stops_cleanly(stack):
+    up = stack.datasock("up", "up", env={"DATASOCK_LOG_LEVEL": "warn"})
+    names = wait_until(lambda: stack.run_cli("nodes").returncode == 0 and
+                       {"sim", "host"} <= stack.node_names(), 90, interval=1.0, what="sim and host listed")
+    assert names
+
+    # the newcomer's first query: the last minute of a sim field as CSV
+    out = wait_until(lambda: (lambda r: r if r.returncode == 0 and len(r.stdout.splitlines()) > 3 else None)(
+        stack.run_cli("get", "sim", "thermometer_4k", "--start", "-60")), 30, what="sim data")
+    rows = list(csv.reader(io.StringIO(out.stdout)))
+    assert rows[0] == ["t", "thermometer_4k"]
+    assert all(0 < float(r[1]) < 20 for r in rows[1:])
+    host_fields = stack.run_cli("fields", "host")
+    assert host_fields.returncode == 0 and "memory_percent" in host_fields.stdout
+
+    # a crashed child is restarted and comes back on its own
+    sim = child_named(up.pid, "sim")
+    assert sim is not None
+    old_session = {n["name"]: n["session_id"] for n in stack.nodes()}["sim"]
+    sim.send_signal(signal.SIGKILL)
+    wait_until(lambda: {n["name"]: n["session_id"] for n in stack.nodes()}.get("sim", old_session)
+               != old_session, 60, interval=1.0, what="sim restarted and re-announced")
+    assert "sim exited" in up.output()
+
+    # SIGTERM stops the whole tree
+    children = psutil.Process(up.pid).children(recursive=True)
+    assert len(children) >= 4
+    assert up.stop(signal.SIGTERM, timeout=30) == 0
+    time.sleep(0.5)
+    alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert alive == [], f"left running: {[c.cmdline() for c in alive]}"
+
+    log = up.output()
+    assert "Traceback" not in log, log
+    assert "wss://127.0.0.1:" in log and "stopped" in log
