@@ -72,10 +72,11 @@ def cmd_up(args) -> int:
 
 
 # -- clients -------------------------------------------------------------------------------
-def consumer_call(procedure: str, *call_args, **call_kwargs):
-    """Join as the consumer user, make one call, return its result.
+def consumer_calls(*calls: tuple[str, tuple, dict]) -> list:
+    """Join as the consumer user, make the calls ``(procedure, args, kwargs)`` in turn.
 
-    Errors end the process with a one-line message (see :func:`runtime.react`).
+    Returns their results. Errors end the process with a one-line message
+    (see :func:`runtime.react`).
     """
     from autobahn.wamp.exception import ApplicationError
     from twisted.internet import defer
@@ -83,13 +84,15 @@ def consumer_call(procedure: str, *call_args, **call_kwargs):
     from . import client, runtime
 
     settings = _settings()
-    result = {}
+    results = []
 
     @defer.inlineCallbacks
     def main(reactor):
         session = yield client.connect_once(settings, client.credentials(settings, "consumer"))
         try:
-            result["value"] = yield client.call(session, settings, procedure, *call_args, **call_kwargs)
+            for procedure, call_args, call_kwargs in calls:
+                results.append((yield client.call(session, settings, procedure, *call_args,
+                                                  **call_kwargs)))
         except ApplicationError as exc:
             if exc.error == "wamp.error.no_such_procedure":
                 raise DatasockError(f"nothing serves {settings.uri(procedure)} "
@@ -103,7 +106,12 @@ def consumer_call(procedure: str, *call_args, **call_kwargs):
     except SystemExit as exc:
         if exc.code not in (0, None):
             raise
-    return result["value"]
+    return results
+
+
+def consumer_call(procedure: str, *call_args, **call_kwargs):
+    """One call as the consumer user (see :func:`consumer_calls`)."""
+    return consumer_calls((procedure, call_args, call_kwargs))[0]
 
 
 def cmd_nodes(args) -> int:
@@ -134,18 +142,20 @@ def cmd_fields(args) -> int:
     return 0
 
 
-def rows_by_time(reply: dict, fields: Sequence[str]) -> list[list]:
-    """Merge the reply's timelines into rows of (t, value per field), time-ordered."""
+def rows_by_time(reply: dict, fields: Sequence[str], timeline_of: dict[str, str]) -> list[list]:
+    """Merge the reply's timelines into rows of (t, value per field), time-ordered.
+
+    ``timeline_of`` maps each field to its timeline (from get_fields); a field with no
+    timeline there, or whose values do not match its timeline, stays empty.
+    """
     rows: dict[float, list] = {}
-    column = {f: i for i, f in enumerate(fields)}
-    for timeline in reply["timeline"].values():
-        times = timeline["t"]
-        for f in fields:
-            values = reply["data"].get(f) or []
-            if len(values) != len(times):
-                continue  # not on this timeline
-            for t, v in zip(times, values):
-                rows.setdefault(t, [None] * len(fields))[column[f]] = v
+    for column, f in enumerate(fields):
+        timeline = reply["timeline"].get(timeline_of.get(f))
+        values = reply["data"].get(f) or []
+        if timeline is None or len(values) != len(timeline["t"]):
+            continue
+        for t, v in zip(timeline["t"], values):
+            rows.setdefault(t, [None] * len(fields))[column] = v
     return [[t, *rows[t]] for t in sorted(rows)]
 
 
@@ -156,15 +166,17 @@ def cmd_get(args) -> int:
     kwargs = {}
     if args.min_stride is not None:
         kwargs["min_stride"] = args.min_stride
-    reply = consumer_call(wire.node_procedure(args.node, "get_data"), list(args.field),
-                          timeutil.parse_time_arg(args.start), timeutil.parse_time_arg(args.end),
-                          **kwargs)
+    start, end = timeutil.parse_time_arg(args.start), timeutil.parse_time_arg(args.end)
+    (fields, _), reply = consumer_calls(
+        (wire.node_procedure(args.node, "get_fields"), (start, end), {}),
+        (wire.node_procedure(args.node, "get_data"), (list(args.field), start, end), kwargs))
     if args.format == "json":
         print(json.dumps(reply))
         return 0
     out = csv.writer(sys.stdout, lineterminator="\n")
     out.writerow(["t", *args.field])
-    for row in rows_by_time(reply, args.field):
+    timeline_of = {name: meta["timeline"] for name, meta in fields.items()}
+    for row in rows_by_time(reply, args.field, timeline_of):
         out.writerow(["" if v is None else (f"{v:.6f}" if i == 0 else v) for i, v in enumerate(row)])
     if "downsampled" in reply:
         print(f"datasock: reply downsampled: {reply['downsampled']}", file=sys.stderr)

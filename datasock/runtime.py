@@ -43,10 +43,20 @@ def react(main, *args) -> None:
     task.react(wrapped)
 
 
-def run_component(comp) -> None:
-    """Run an autobahn Component until SIGINT/SIGTERM, leaving its session cleanly on the way out."""
-    def main(reactor):
-        reactor.addSystemEventTrigger("before", "shutdown", comp.stop)
-        return comp.start(reactor)
+def start_component(reactor, comp) -> defer.Deferred:
+    """Start an autobahn Component that leaves its session cleanly when the reactor stops.
 
-    react(main)
+    Fires when the component is done for good.
+    """
+    trigger = reactor.addSystemEventTrigger("before", "shutdown", comp.stop)
+
+    def done(result):
+        # a stopped Component must not be stopped again at shutdown
+        reactor.removeSystemEventTrigger(trigger)
+        return result
+    return comp.start(reactor).addBoth(done)
+
+
+def run_component(comp) -> None:
+    """Run an autobahn Component until SIGINT/SIGTERM."""
+    react(lambda reactor: start_component(reactor, comp))

@@ -3,7 +3,7 @@
 Every port, address and path datasock uses comes from here, so two stacks can
 run side by side by changing environment variables only. The table in
 docs/configuration.rst is generated from :data:`SETTINGS` (see
-``datasock config --doc``), so a setting documented there is a setting that exists.
+``datasock config --rst``), so a setting documented there is a setting that exists.
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def _message_size(text: str) -> int:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("DATASOCK_HOME", ".datasock",
-            "State directory: router config, TLS certificate, secrets, hub registry, logs."),
+            "State directory: router config, TLS certificate, secrets, hub registry."),
     Setting("CROSSBAR_HOST", "127.0.0.1",
             "Address clients use to reach the router (must be in the router certificate)."),
     Setting("CROSSBAR_LISTEN", "127.0.0.1",

@@ -21,7 +21,6 @@ NODE_SUBTRACTED = "consumer.data_node_subtracted"
 # datasock additions
 HUB_ONLINE = "hub.online"            # published by the hub each time it (re)joins
 ERROR_INVALID_ARGUMENT = "error.invalid_argument"
-ERROR_DUPLICATE_NODE = "error.duplicate_node"
 
 _NODE_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
 

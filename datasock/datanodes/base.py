@@ -22,6 +22,7 @@ from .. import timeutil, wire
 from ..client import call, component, credentials
 from ..errors import InvalidArgument
 from ..ringbuffer import RingBuffer
+from ..runtime import start_component
 from ..settings import Settings
 from .reply import Field, Samples, data_reply, fields_reply
 
@@ -245,6 +246,5 @@ class NodeRunner:
     def start(self) -> defer.Deferred:
         """Start the node; fires when it stops for good (leaving cleanly on reactor shutdown)."""
         comp = self.make_component()
-        reactor.addSystemEventTrigger("before", "shutdown", comp.stop)
         self.node.started(self.publish)
-        return comp.start(reactor)
+        return start_component(reactor, comp)

@@ -92,12 +92,11 @@ def data_reply(timelines: Mapping[str, Samples], fields: list[str], start: float
     data: dict[str, list] = {name: [] for name in fields}
     timeline_out: dict[str, dict] = {}
     forced: dict[str, float] = {}
+    relevant = {name: samples for name, samples in timelines.items() if wanted & set(samples.data)}
     max_values = max(64, max_bytes // BYTES_PER_VALUE)
-    budget = max(64, max_values // max(1, len(timelines)))
-    for name, samples in timelines.items():
+    budget = max(64, max_values // max(1, len(relevant)))
+    for name, samples in relevant.items():
         columns = {f: v for f, v in samples.data.items() if f in wanted}
-        if not columns:
-            continue
         t, columns = _trim(Samples(samples.t, columns), start, end)
         stride = min_stride
         needed = _stride_to_fit(t, len(columns), budget)

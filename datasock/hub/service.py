@@ -18,7 +18,7 @@ from autobahn.wamp.types import RegisterOptions
 from twisted.internet import defer
 
 from .. import wire
-from ..client import component, credentials, with_timeout
+from ..client import CallTimeout, component, credentials, with_timeout
 from ..errors import InvalidArgument
 from ..settings import Settings
 from .registry import AddOutcome, Registry
@@ -115,8 +115,7 @@ class Hub:
                          "session {owner} serves that name", name=name, caller=caller,
                          owner=owner.session_id)
                 return False
-            self.registry.drop_session(owner.session_id)
-            self._publish(wire.NODE_SUBTRACTED, owner)
+            self._on_session_leave(owner.session_id)
             self.registry.add(name, description, caller, self.clock())
             outcome = AddOutcome.ADDED
         if outcome is AddOutcome.ADDED:
@@ -162,6 +161,8 @@ class Hub:
         except ApplicationError as exc:
             if exc.error == "wamp.error.no_such_session":
                 return False
+            log.warn("cannot check session {sid}: {exc}; assuming alive", sid=session_id, exc=exc)
+        except CallTimeout as exc:
             log.warn("cannot check session {sid}: {exc}; assuming alive", sid=session_id, exc=exc)
         return True
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
+from ..errors import InvalidArgument
 from ..settings import Settings
 
 _NONE = {"call": False, "register": False, "publish": False, "subscribe": False}
@@ -58,7 +59,8 @@ def wampcra_users(settings: Settings, secrets: Mapping[str, str]) -> dict:
     users = {user: {"secret": secret, "role": user} for user, secret in secrets.items()}
     if settings.wamp_user:
         if settings.wamp_user in users:
-            raise ValueError(f"WAMP_USER {settings.wamp_user!r} clashes with a datasock user name")
+            raise InvalidArgument(f"WAMP_USER {settings.wamp_user!r} is one of datasock's own users "
+                                  f"({', '.join(sorted(secrets))}); pick another name")
         users[settings.wamp_user] = {"secret": settings.wamp_secret, "role": "datanode"}
     return users
 

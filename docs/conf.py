@@ -1,0 +1,50 @@
+"""Sphinx configuration of the datasock documentation.
+
+Build with ``.venv/bin/sphinx-build -W -b html docs docs/_build/html`` (``make docs``).
+The settings table in configuration.rst is generated here, at build time, from
+``datasock.settings.SETTINGS``, so it always lists the settings the code reads.
+"""
+import os
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+REPO = DOCS.parent
+# the docs describe the datasock of this checkout, whatever is installed
+sys.path.insert(0, str(REPO))
+
+import datasock  # noqa: E402
+from datasock import settings as _settings  # noqa: E402
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Write ``text`` atomically, and only when it differs (so Sphinx does not rebuild for nothing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and path.read_text() == text:
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+_write_if_changed(DOCS / "_generated" / "settings.rst", _settings.settings_table_rst())
+
+project = "datasock"
+author = "the datasock authors"
+copyright = "the datasock authors"
+release = datasock.__version__
+version = release
+
+extensions = ["sphinx.ext.autodoc"]
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+
+# _generated/ holds files included by other pages, not pages of their own
+exclude_patterns = ["_build", "_generated", "Thumbs.db", ".DS_Store"]
+templates_path = []
+html_static_path = []
+
+html_theme = "alabaster"
+html_theme_options = {"description": "housekeeping data over WAMP", "fixed_sidebar": False}
+html_title = f"datasock {release}"
+pygments_style = "sphinx"
