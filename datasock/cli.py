@@ -189,17 +189,11 @@ def cmd_config(args) -> int:
         return 0
     settings = _settings()
     for s in settings_mod.SETTINGS:
-        shown = "(set)" if s.env == "WAMP_SECRET" and settings.wamp_secret else None
-        value = shown or getattr(settings, _ATTR.get(s.env, ""), None)
+        value = getattr(settings, s.attr)
+        if s.env == "WAMP_SECRET" and value:
+            value = "(set)"
         print(f"{s.env}={'' if value is None else value}")
     return 0
-
-
-_ATTR = {"DATASOCK_HOME": "home", "CROSSBAR_HOST": "crossbar_host", "CROSSBAR_LISTEN": "crossbar_listen",
-         "CROSSBAR_TLS_PORT": "tls_port", "CROSSBAR_OCS_PORT": "ocs_port", "DATASOCK_REALM": "realm",
-         "DATASOCK_BASE_URI": "base_uri", "DATASOCK_OCS_ROOT": "ocs_root",
-         "DATASOCK_MAX_MESSAGE_SIZE": "max_message_size", "DATASOCK_CALL_TIMEOUT": "call_timeout",
-         "DATASOCK_LOG_LEVEL": "log_level", "WAMP_USER": "wamp_user"}
 
 
 def parser() -> argparse.ArgumentParser:

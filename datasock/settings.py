@@ -20,6 +20,8 @@ MIB = 1024 * 1024
 @dataclasses.dataclass(frozen=True)
 class Setting:
     env: str
+    #: name of the :class:`Settings` attribute it sets
+    attr: str
     default: str | None
     help: str
     parse: Callable[[str], object] = str
@@ -34,9 +36,13 @@ def _port(text: str) -> int:
 
 def _positive_float(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise ValueError(f"{value} is not > 0")
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{value} is not a finite number > 0")
     return value
+
+
+def _uri_prefix(text: str) -> str:
+    return text.rstrip(".")
 
 
 def _message_size(text: str) -> int:
@@ -48,28 +54,35 @@ def _message_size(text: str) -> int:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("DATASOCK_HOME", ".datasock",
-            "State directory: router config, TLS certificate, secrets, hub registry."),
-    Setting("CROSSBAR_HOST", "127.0.0.1",
+    Setting("DATASOCK_HOME", "home", ".datasock",
+            "State directory: router config, TLS certificate, secrets, hub registry.",
+            lambda text: Path(text).absolute()),
+    Setting("CROSSBAR_HOST", "crossbar_host", "127.0.0.1",
             "Address clients use to reach the router (must be in the router certificate)."),
-    Setting("CROSSBAR_LISTEN", "127.0.0.1",
-            "Interface the router's TLS WebSocket and OCS transports listen on."),
-    Setting("CROSSBAR_TLS_PORT", "8080", "Router TLS WebSocket port (path /ws, WAMP-CRA).", _port),
-    Setting("CROSSBAR_OCS_PORT", "8001",
+    Setting("CROSSBAR_LISTEN", "crossbar_listen", "127.0.0.1",
+            "Interface the router's TLS WebSocket listens on."),
+    Setting("CROSSBAR_OCS_LISTEN", "ocs_listen", "127.0.0.1",
+            "Interface the router's anonymous OCS port listens on (separate, so exposing "
+            "the TLS port never exposes it)."),
+    Setting("CROSSBAR_TLS_PORT", "tls_port", "8080",
+            "Router TLS WebSocket port (path /ws, WAMP-CRA).", _port),
+    Setting("CROSSBAR_OCS_PORT", "ocs_port", "8001",
             "Router anonymous port for OCS (confined to DATASOCK_OCS_ROOT).", _port),
-    Setting("DATASOCK_REALM", "test_realm", "WAMP realm (sisock's default)."),
-    Setting("DATASOCK_BASE_URI", "org.simonsobservatory",
-            "Prefix of every datasock URI (sisock's default)."),
-    Setting("DATASOCK_OCS_ROOT", "observatory", "OCS address root the OCS port is confined to."),
-    Setting("DATASOCK_MAX_MESSAGE_SIZE", str(64 * MIB),
+    Setting("DATASOCK_REALM", "realm", "test_realm", "WAMP realm (sisock's default)."),
+    Setting("DATASOCK_BASE_URI", "base_uri", "org.simonsobservatory",
+            "Prefix of every datasock URI (sisock's default).", _uri_prefix),
+    Setting("DATASOCK_OCS_ROOT", "ocs_root", "observatory",
+            "OCS address root the OCS port is confined to.", _uri_prefix),
+    Setting("DATASOCK_MAX_MESSAGE_SIZE", "max_message_size", str(64 * MIB),
             "Largest WAMP message, bytes, on router and clients (1 MiB to 64 MiB).", _message_size),
-    Setting("DATASOCK_CALL_TIMEOUT", "30",
+    Setting("DATASOCK_CALL_TIMEOUT", "call_timeout", "30",
             "Seconds a datasock client waits for any WAMP call before giving up.", _positive_float),
-    Setting("DATASOCK_LOG_LEVEL", "warn", "Log level of datasock processes (debug, info, warn, error)."),
-    Setting("WAMP_USER", None,
+    Setting("DATASOCK_LOG_LEVEL", "log_level", "warn",
+            "Log level of datasock processes (debug, info, warn, error)."),
+    Setting("WAMP_USER", "wamp_user", None,
             "Extra data-node user the router accepts (for existing sisock DataNodeServers); "
             "needs WAMP_SECRET. Also used by clients to pick the identity they join with."),
-    Setting("WAMP_SECRET", None, "Secret of WAMP_USER."),
+    Setting("WAMP_SECRET", "wamp_secret", None, "Secret of WAMP_USER."),
 )
 
 
@@ -78,6 +91,7 @@ class Settings:
     home: Path
     crossbar_host: str
     crossbar_listen: str
+    ocs_listen: str
     tls_port: int
     ocs_port: int
     realm: str
@@ -108,30 +122,13 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     values = {}
     for setting in SETTINGS:
         raw = environ.get(setting.env) or setting.default
-        if raw is None:
-            values[setting.env] = None
-            continue
         try:
-            values[setting.env] = setting.parse(raw)
+            values[setting.attr] = None if raw is None else setting.parse(raw)
         except ValueError as exc:
             raise InvalidArgument(f"{setting.env}={raw!r}: {exc}") from None
-    if bool(values["WAMP_USER"]) != bool(values["WAMP_SECRET"]):
+    if bool(values["wamp_user"]) != bool(values["wamp_secret"]):
         raise InvalidArgument("WAMP_USER and WAMP_SECRET must be set together")
-    return Settings(
-        home=Path(values["DATASOCK_HOME"]).absolute(),
-        crossbar_host=values["CROSSBAR_HOST"],
-        crossbar_listen=values["CROSSBAR_LISTEN"],
-        tls_port=values["CROSSBAR_TLS_PORT"],
-        ocs_port=values["CROSSBAR_OCS_PORT"],
-        realm=values["DATASOCK_REALM"],
-        base_uri=values["DATASOCK_BASE_URI"].rstrip("."),
-        ocs_root=values["DATASOCK_OCS_ROOT"].rstrip("."),
-        max_message_size=values["DATASOCK_MAX_MESSAGE_SIZE"],
-        call_timeout=values["DATASOCK_CALL_TIMEOUT"],
-        log_level=values["DATASOCK_LOG_LEVEL"],
-        wamp_user=values["WAMP_USER"],
-        wamp_secret=values["WAMP_SECRET"],
-    )
+    return Settings(**values)
 
 
 def settings_table_rst() -> str:

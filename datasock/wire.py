@@ -22,7 +22,7 @@ NODE_SUBTRACTED = "consumer.data_node_subtracted"
 HUB_ONLINE = "hub.online"            # published by the hub each time it (re)joins
 ERROR_INVALID_ARGUMENT = "error.invalid_argument"
 
-_NODE_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
+_NODE_NAME = re.compile(r"[A-Za-z0-9_\-]+")
 
 
 def node_procedure(name: str, procedure: str) -> str:
@@ -35,10 +35,16 @@ def samples_topic(name: str) -> str:
     return f"consumer.{name}.samples"
 
 
+# names whose procedures would sit on the hub's own URIs (consumer.get_data_node, ...)
+RESERVED_NODE_NAMES = frozenset({"get_data_node", "data_node_added", "data_node_subtracted"})
+
+
 def check_node_name(name: Any) -> str:
-    if not isinstance(name, str) or not _NODE_NAME.match(name):
+    if not isinstance(name, str) or not _NODE_NAME.fullmatch(name):
         raise InvalidArgument(
             f"node name must be a non-empty string of letters, digits, '_' or '-', got {name!r}")
+    if name in RESERVED_NODE_NAMES:
+        raise InvalidArgument(f"node name {name!r} is reserved for the hub")
     return name
 
 

@@ -75,9 +75,13 @@ def _stride_to_fit(t: np.ndarray, ncolumns: int, max_values: int) -> float | Non
     total = len(t) * (ncolumns + 1)
     if total <= max_values or len(t) < 2:
         return None
-    # M4 keeps at most 2 + 2 * ncolumns samples per bucket
-    buckets = max(1, max_values // ((ncolumns + 1) * (2 + 2 * ncolumns)))
-    return float(t[-1] - t[0]) / buckets * 1.0001
+    # M4 keeps at most 2 + 2 * ncolumns samples per bucket; buckets are aligned to
+    # multiples of the stride, so the data may touch one bucket more than span / stride
+    buckets = max(1, max_values // ((ncolumns + 1) * (2 + 2 * ncolumns)) - 1)
+    span = float(t[-1] - t[0])
+    if span <= 0:
+        return 1.0  # every sample at one instant: any stride makes one bucket
+    return span / buckets * 1.0001
 
 
 def data_reply(timelines: Mapping[str, Samples], fields: list[str], start: float, end: float,

@@ -46,9 +46,7 @@ class Registry:
         return self._by_name.get(name)
 
     def add(self, name: Any, description: Any, session_id: int, now: float) -> AddOutcome:
-        check_node_name(name)
-        if not isinstance(description, str):
-            raise InvalidArgument(f"description must be a string, got {description!r}")
+        _check_entry(name, description)
         current = self._by_name.get(name)
         if current is not None:
             if current.session_id != session_id:
@@ -60,7 +58,8 @@ class Registry:
 
     def replace(self, name: str, description: str, session_id: int, now: float) -> None:
         """Give ``name`` to ``session_id`` (its previous owner is known to be gone)."""
-        self._by_name[name] = NodeEntry(check_node_name(name), description, session_id, now)
+        _check_entry(name, description)
+        self._by_name[name] = NodeEntry(name, description, session_id, now)
 
     def subtract(self, name: Any, session_id: int) -> NodeEntry | None:
         """Remove ``name`` if ``session_id`` owns it; returns the removed entry."""
@@ -91,8 +90,20 @@ class Registry:
         try:
             if data.get("version") != 1:
                 raise InvalidArgument(f"unknown registry version {data.get('version')!r}")
-            entries = [NodeEntry(str(e["name"]), str(e["description"]), int(e["session_id"]),
-                                 float(e["since"])) for e in data["nodes"]]
+            entries = []
+            for e in data["nodes"]:
+                _check_entry(e["name"], e["description"])
+                if type(e["session_id"]) is not int or not isinstance(e["since"], (int, float)):
+                    raise InvalidArgument(f"bad session_id or since in {e!r}")
+                entries.append(NodeEntry(e["name"], e["description"], e["session_id"], float(e["since"])))
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"malformed registry: {exc}") from None
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise InvalidArgument(f"malformed registry: {exc!r}") from None
         return cls(entries)
+
+
+def _check_entry(name: Any, description: Any) -> None:
+    check_node_name(name)
+    if not isinstance(description, str):
+        raise InvalidArgument(f"description must be a string, got {description!r}")

@@ -54,11 +54,10 @@ def save_registry(path: Path, registry: Registry) -> None:
 def _session_of_leave_event(args, kwargs) -> int | None:
     # crossbar has sent (session_id,) and (session_id, authid, authrole); be liberal
     if args:
-        first = args[0]
-        if isinstance(first, dict):
-            first = first.get("session")
-        return first if isinstance(first, int) else None
-    return kwargs.get("session")
+        found = args[0].get("session") if isinstance(args[0], dict) else args[0]
+    else:
+        found = kwargs.get("session")
+    return found if type(found) is int else None
 
 
 class Hub:

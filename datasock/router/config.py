@@ -90,7 +90,7 @@ def crossbar_config(settings: Settings, secrets: Mapping[str, str], cert: str, k
     }
     ocs_transport = {
         "type": "web",
-        "endpoint": {"type": "tcp", "interface": settings.crossbar_listen, "port": settings.ocs_port},
+        "endpoint": {"type": "tcp", "interface": settings.ocs_listen, "port": settings.ocs_port},
         "paths": {
             "ws": {"type": "websocket", "serializers": ["json", "msgpack", "cbor"],
                    "options": _websocket_options(settings),

@@ -1,0 +1,629 @@
+"""Tests for datasock.settings, datasock.router.config and datasock.state."""
+
+import datetime
+import ipaddress
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from datasock import settings as settings_mod
+from datasock import state
+from datasock.errors import DatasockError, InvalidArgument
+from datasock.router.config import crossbar_config, roles, wampcra_users
+from datasock.settings import MIB, SETTINGS, load, settings_table_rst
+
+SECRETS = {"hub": "hub-secret", "datanode": "node-secret", "consumer": "consumer-secret"}
+
+
+# == settings ==============================================================================
+def test_defaults():
+    s = load({})
+    assert s.home == Path(".datasock").absolute()
+    assert s.home.is_absolute()
+    assert s.crossbar_host == "127.0.0.1"
+    assert s.crossbar_listen == "127.0.0.1"
+    assert s.ocs_listen == "127.0.0.1"
+    assert s.tls_port == 8080
+    assert s.ocs_port == 8001
+    assert s.realm == "test_realm"
+    assert s.base_uri == "org.simonsobservatory"
+    assert s.ocs_root == "observatory"
+    assert s.max_message_size == 64 * MIB
+    assert s.call_timeout == 30.0
+    assert s.log_level == "warn"
+    assert s.wamp_user is None and s.wamp_secret is None
+
+
+def test_every_variable_is_read(tmp_path):
+    env = {
+        "DATASOCK_HOME": str(tmp_path / "state"),
+        "CROSSBAR_HOST": "router.example",
+        "CROSSBAR_LISTEN": "0.0.0.0",
+        "CROSSBAR_OCS_LISTEN": "10.0.0.5",
+        "CROSSBAR_TLS_PORT": "18080",
+        "CROSSBAR_OCS_PORT": "18001",
+        "DATASOCK_REALM": "my_realm",
+        "DATASOCK_BASE_URI": "org.example.",
+        "DATASOCK_OCS_ROOT": "obs.",
+        "DATASOCK_MAX_MESSAGE_SIZE": str(2 * MIB),
+        "DATASOCK_CALL_TIMEOUT": "2.5",
+        "DATASOCK_LOG_LEVEL": "debug",
+        "WAMP_USER": "legacy",
+        "WAMP_SECRET": "s3cret",
+    }
+    assert set(env) == {s.env for s in SETTINGS}   # this test covers every setting
+    s = load(env)
+    assert s.home == tmp_path / "state"
+    assert s.crossbar_host == "router.example"
+    assert s.crossbar_listen == "0.0.0.0"
+    assert s.ocs_listen == "10.0.0.5"
+    assert s.tls_port == 18080 and type(s.tls_port) is int
+    assert s.ocs_port == 18001 and type(s.ocs_port) is int
+    assert s.realm == "my_realm"
+    assert s.base_uri == "org.example"          # trailing dot dropped
+    assert s.ocs_root == "obs"
+    assert s.max_message_size == 2 * MIB
+    assert s.call_timeout == 2.5
+    assert s.log_level == "debug"
+    assert s.wamp_user == "legacy" and s.wamp_secret == "s3cret"
+
+
+def test_relative_home_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load({"DATASOCK_HOME": "rel/dir"}).home == tmp_path / "rel" / "dir"
+
+
+def test_empty_variable_means_default():
+    s = load({"CROSSBAR_TLS_PORT": "", "DATASOCK_REALM": "", "WAMP_USER": "", "WAMP_SECRET": ""})
+    assert s.tls_port == 8080 and s.realm == "test_realm" and s.wamp_user is None
+
+
+def test_load_reads_process_environment(monkeypatch):
+    monkeypatch.setenv("DATASOCK_REALM", "from_env")
+    monkeypatch.setenv("CROSSBAR_TLS_PORT", "9999")
+    s = load()
+    assert s.realm == "from_env" and s.tls_port == 9999
+
+
+@pytest.mark.parametrize("env, value", [
+    ("CROSSBAR_TLS_PORT", "0"), ("CROSSBAR_TLS_PORT", "65536"), ("CROSSBAR_TLS_PORT", "-1"),
+    ("CROSSBAR_TLS_PORT", "http"), ("CROSSBAR_TLS_PORT", "80.5"),
+    ("CROSSBAR_OCS_PORT", "0"), ("CROSSBAR_OCS_PORT", "100000"), ("CROSSBAR_OCS_PORT", "x"),
+    ("DATASOCK_MAX_MESSAGE_SIZE", str(MIB - 1)), ("DATASOCK_MAX_MESSAGE_SIZE", str(64 * MIB + 1)),
+    ("DATASOCK_MAX_MESSAGE_SIZE", "0"), ("DATASOCK_MAX_MESSAGE_SIZE", "2e6"),
+    ("DATASOCK_MAX_MESSAGE_SIZE", "big"),
+    ("DATASOCK_CALL_TIMEOUT", "0"), ("DATASOCK_CALL_TIMEOUT", "-3"), ("DATASOCK_CALL_TIMEOUT", "nan"),
+    ("DATASOCK_CALL_TIMEOUT", "soon"),
+])
+def test_bad_values_name_the_variable(env, value):
+    with pytest.raises(InvalidArgument) as info:
+        load({env: value})
+    assert env in str(info.value)
+    assert repr(value) in str(info.value)
+
+
+@pytest.mark.parametrize("env, value, attr, expected", [
+    ("CROSSBAR_TLS_PORT", "1", "tls_port", 1), ("CROSSBAR_TLS_PORT", "65535", "tls_port", 65535),
+    ("CROSSBAR_OCS_PORT", " 8002 ", "ocs_port", 8002),
+    ("DATASOCK_MAX_MESSAGE_SIZE", str(MIB), "max_message_size", MIB),
+    ("DATASOCK_MAX_MESSAGE_SIZE", str(64 * MIB), "max_message_size", 64 * MIB),
+    ("DATASOCK_CALL_TIMEOUT", "0.001", "call_timeout", 0.001),
+    ("DATASOCK_CALL_TIMEOUT", "600", "call_timeout", 600.0),
+])
+def test_boundary_values_accepted(env, value, attr, expected):
+    assert getattr(load({env: value}), attr) == expected
+
+
+def test_wamp_user_without_secret_refused():
+    with pytest.raises(InvalidArgument, match="WAMP_USER"):
+        load({"WAMP_USER": "legacy"})
+
+
+def test_wamp_secret_without_user_refused():
+    with pytest.raises(InvalidArgument, match="WAMP_SECRET"):
+        load({"WAMP_SECRET": "s3cret"})
+
+
+def test_uri_and_urls():
+    s = load({"DATASOCK_BASE_URI": "org.example", "CROSSBAR_HOST": "h.example",
+              "CROSSBAR_TLS_PORT": "1234", "CROSSBAR_OCS_PORT": "4321"})
+    assert s.uri("data_node.add") == "org.example.data_node.add"
+    assert s.uri("consumer.sim.get_data") == "org.example.consumer.sim.get_data"
+    assert s.router_url == "wss://h.example:1234/ws"
+    assert s.ocs_url == "ws://h.example:4321/ws"
+    assert load({}).uri("consumer.get_data_node") == "org.simonsobservatory.consumer.get_data_node"
+    assert load({}).router_url == "wss://127.0.0.1:8080/ws"
+
+
+def test_settings_table_rst_lists_every_setting():
+    rst = settings_table_rst()
+    assert rst.startswith(".. list-table::") and rst.endswith("\n")
+    rows = rst.split("   * - ")[1:]
+    assert len(rows) == len(SETTINGS) + 1              # header + one row per setting
+    for s, row in zip(SETTINGS, rows[1:]):
+        cells = row.rstrip("\n").split("\n     - ")
+        assert cells[0] == f"``{s.env}``"
+        assert cells[1] == (f"``{s.default}``" if s.default is not None else "(unset)")
+        assert cells[2] == s.help
+    assert "``DATASOCK_MAX_MESSAGE_SIZE``" in rst and f"``{64 * MIB}``" in rst
+
+
+def test_every_setting_sets_one_settings_field():
+    fields = [f.name for f in settings_mod.dataclasses.fields(settings_mod.Settings)]
+    assert sorted(s.attr for s in SETTINGS) == sorted(fields)
+    assert len({s.env for s in SETTINGS}) == len(SETTINGS)
+
+
+def test_config_command_prints_every_setting_but_not_the_secret(monkeypatch, capsys, tmp_path):
+    from datasock.cli import main
+
+    for s in SETTINGS:
+        monkeypatch.delenv(s.env, raising=False)
+    monkeypatch.setenv("DATASOCK_HOME", str(tmp_path))
+    monkeypatch.setenv("CROSSBAR_TLS_PORT", "18080")
+    monkeypatch.setenv("WAMP_USER", "legacy")
+    monkeypatch.setenv("WAMP_SECRET", "do-not-print-me")
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    lines = dict(line.split("=", 1) for line in out.splitlines())
+    assert list(lines) == [s.env for s in SETTINGS]
+    assert lines["DATASOCK_HOME"] == str(tmp_path)
+    assert lines["CROSSBAR_TLS_PORT"] == "18080"
+    assert lines["WAMP_USER"] == "legacy"
+    assert lines["WAMP_SECRET"] == "(set)"
+    assert "do-not-print-me" not in out
+
+
+# == router config =========================================================================
+def config_for(env=None, secrets=SECRETS):
+    s = load(env or {})
+    return s, crossbar_config(s, secrets, "/state/tls/server.crt", "/state/tls/server.key")
+
+
+def transports(config):
+    (worker,) = config["workers"]
+    return worker["transports"]
+
+
+def role_permissions(config):
+    (worker,) = config["workers"]
+    (realm,) = worker["realms"]
+    return {r["name"]: r["permissions"] for r in realm["roles"]}
+
+
+def test_config_shape_and_realm():
+    s, config = config_for({"DATASOCK_REALM": "r1"})
+    assert config["version"] == 2
+    (worker,) = config["workers"]
+    assert worker["type"] == "router"
+    assert [r["name"] for r in worker["realms"]] == ["r1"]
+    assert set(role_permissions(config)) == {"hub", "datanode", "consumer", "iocs_agent"}
+    json.dumps(config)
+
+
+def test_transports_listen_where_configured():
+    _, config = config_for({"CROSSBAR_LISTEN": "0.0.0.0", "CROSSBAR_TLS_PORT": "18080",
+                            "CROSSBAR_OCS_PORT": "18001"})
+    tls, ocs = transports(config)
+    assert tls["endpoint"]["interface"] == "0.0.0.0" and tls["endpoint"]["port"] == 18080
+    # exposing the TLS port does not expose the anonymous OCS port
+    assert ocs["endpoint"]["interface"] == "127.0.0.1" and ocs["endpoint"]["port"] == 18001
+    assert tls["endpoint"]["tls"] == {"key": "/state/tls/server.key",
+                                      "certificate": "/state/tls/server.crt"}
+    assert "tls" not in ocs["endpoint"]
+    _, config = config_for({"CROSSBAR_OCS_LISTEN": "0.0.0.0"})
+    tls, ocs = transports(config)
+    assert tls["endpoint"]["interface"] == "127.0.0.1" and ocs["endpoint"]["interface"] == "0.0.0.0"
+
+
+def test_paths_are_ws_only_on_both_transports():
+    _, config = config_for()
+    for transport in transports(config):
+        assert transport["type"] == "web"
+        # a nodeinfo (or any) leaf on "/" would swallow /ws
+        assert list(transport["paths"]) == ["ws"]
+        assert "/" not in transport["paths"]
+        assert transport["paths"]["ws"]["type"] == "websocket"
+
+
+def test_auth_per_transport():
+    _, config = config_for()
+    tls, ocs = transports(config)
+    assert tls["paths"]["ws"]["auth"] == {"wampcra": {"type": "static", "users": {
+        "hub": {"secret": "hub-secret", "role": "hub"},
+        "datanode": {"secret": "node-secret", "role": "datanode"},
+        "consumer": {"secret": "consumer-secret", "role": "consumer"}}}}
+    assert ocs["paths"]["ws"]["auth"] == {"anonymous": {"type": "static", "role": "iocs_agent"}}
+
+
+@pytest.mark.parametrize("size", [MIB, 5 * MIB, 64 * MIB])
+def test_websocket_options_from_settings(size):
+    _, config = config_for({"DATASOCK_MAX_MESSAGE_SIZE": str(size)})
+    for transport in transports(config):
+        options = transport["paths"]["ws"]["options"]
+        assert options["max_message_size"] == size
+        assert options["max_frame_size"] == size
+        assert 12 <= options["auto_ping_size"] <= 125      # crossbar refuses anything else
+        assert options["auto_ping_timeout"] < options["auto_ping_interval"]
+
+
+def test_wamp_user_added_as_datanode():
+    s, config = config_for({"WAMP_USER": "legacy", "WAMP_SECRET": "old-secret"})
+    users = transports(config)[0]["paths"]["ws"]["auth"]["wampcra"]["users"]
+    assert users["legacy"] == {"secret": "old-secret", "role": "datanode"}
+    assert {u: users[u] for u in SECRETS} == {u: {"secret": v, "role": u} for u, v in SECRETS.items()}
+
+
+def test_wampcra_users_without_wamp_user_are_exactly_the_secrets():
+    users = wampcra_users(load({}), {"a": "1", "b": "2"})
+    assert users == {"a": {"secret": "1", "role": "a"}, "b": {"secret": "2", "role": "b"}}
+
+
+@pytest.mark.parametrize("name", ["hub", "datanode", "consumer"])
+def test_wamp_user_clashing_with_datasock_user_refused(name):
+    s = load({"WAMP_USER": name, "WAMP_SECRET": "x"})
+    with pytest.raises(InvalidArgument, match=f"WAMP_USER '{name}'"):
+        crossbar_config(s, SECRETS, "c", "k")
+
+
+def test_every_wampcra_role_exists():
+    _, config = config_for({"WAMP_USER": "legacy", "WAMP_SECRET": "x"})
+    users = transports(config)[0]["paths"]["ws"]["auth"]["wampcra"]["users"]
+    assert {u["role"] for u in users.values()} <= set(role_permissions(config))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # crossbar's own imports
+@pytest.mark.parametrize("env", [{}, {"WAMP_USER": "legacy", "WAMP_SECRET": "x",
+                                      "DATASOCK_MAX_MESSAGE_SIZE": str(MIB)}])
+def test_crossbar_accepts_the_config(env):
+    """crossbar's own config checker (no files are opened) accepts what we generate."""
+    from crossbar.common import checkconfig
+    from crossbar.personality import Personality
+
+    _, config = config_for(env)
+    checkconfig.check_config(Personality, config)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_crossbar_checker_is_not_a_rubber_stamp():
+    from crossbar.common import checkconfig
+    from crossbar.personality import Personality
+
+    _, config = config_for()
+    transports(config)[0]["paths"]["ws"]["options"]["auto_ping_size"] = 126
+    with pytest.raises(checkconfig.InvalidConfigException):
+        checkconfig.check_config(Personality, config)
+
+
+# -- permissions ---------------------------------------------------------------------------
+def authorize(permissions, uri, action):
+    """crossbar's static-role rule: the permission with the longest URI that is a prefix
+    of ``uri`` decides (so exact beats prefix and a longer prefix beats a shorter one);
+    when that one is an exact permission for another URI, nothing is allowed.
+
+    Returns (allowed, disclose caller)."""
+    best = None
+    for p in permissions:
+        assert p["match"] in ("exact", "prefix")
+        if uri.startswith(p["uri"]) and (best is None or len(p["uri"]) > len(best["uri"])):
+            best = p
+    if best is None or (best["match"] == "exact" and best["uri"] != uri):
+        return False, False
+    allowed = best["allow"][action]
+    return allowed, bool(allowed and action == "call" and best["disclose"]["caller"])
+
+
+def test_evaluator_on_a_toy_role():
+    perms = [
+        {"uri": "a.", "match": "prefix", "allow": {"call": True, "register": False,
+                                                  "publish": False, "subscribe": False},
+         "disclose": {"caller": False, "publisher": False}},
+        {"uri": "a.b.", "match": "prefix", "allow": {"call": False, "register": True,
+                                                    "publish": False, "subscribe": False},
+         "disclose": {"caller": True, "publisher": False}},
+        {"uri": "a.b.c", "match": "exact", "allow": {"call": False, "register": False,
+                                                    "publish": True, "subscribe": False},
+         "disclose": {"caller": False, "publisher": False}},
+    ]
+    assert authorize(perms, "a.x", "call") == (True, False)
+    assert authorize(perms, "a.b.x", "call") == (False, False)       # longer prefix wins
+    assert authorize(perms, "a.b.x", "register") == (True, False)
+    assert authorize(perms, "a.b.c", "register") == (False, False)   # exact wins
+    assert authorize(perms, "a.b.c", "publish") == (True, False)
+    assert authorize(perms, "b.a", "call") == (False, False)
+
+
+B = "org.simonsobservatory"
+ALL = ("call", "register", "publish", "subscribe")
+
+# (role, uri suffix or full uri, action, allowed); "{B}" is the base URI
+TABLE = [
+    # data nodes: serve their own procedures and samples, announce themselves to the hub
+    ("datanode", "{B}.consumer.sim.get_data", "register", True),
+    ("datanode", "{B}.consumer.sim.get_fields", "register", True),
+    ("datanode", "{B}.consumer.sim.samples", "publish", True),
+    ("datanode", "{B}.consumer.get_data_node", "register", False),
+    ("datanode", "{B}.consumer.get_data_node", "call", True),
+    ("datanode", "{B}.consumer.data_node_added", "publish", False),
+    ("datanode", "{B}.consumer.data_node_subtracted", "publish", False),
+    ("datanode", "{B}.consumer.data_node_added", "register", False),
+    ("datanode", "{B}.consumer.data_node_added", "subscribe", True),
+    ("datanode", "{B}.consumer.data_node_subtracted", "subscribe", True),
+    ("datanode", "{B}.data_node.add", "call", True),
+    ("datanode", "{B}.data_node.subtract", "call", True),
+    ("datanode", "{B}.data_node.add", "register", False),
+    ("datanode", "{B}.hub.online", "subscribe", True),
+    ("datanode", "{B}.hub.online", "publish", False),
+    ("datanode", "{B}.consumer.sim.get_data", "call", False),
+    ("datanode", "wamp.session.get", "call", False),
+    ("datanode", "observatory.agent.op", "call", False),
+    # consumers: read only
+    ("consumer", "{B}.consumer.sim.get_data", "call", True),
+    ("consumer", "{B}.consumer.sim.get_fields", "call", True),
+    ("consumer", "{B}.consumer.get_data_node", "call", True),
+    ("consumer", "{B}.consumer.data_node_added", "subscribe", True),
+    ("consumer", "{B}.consumer.data_node_subtracted", "subscribe", True),
+    ("consumer", "{B}.consumer.sim.samples", "subscribe", True),
+    ("consumer", "{B}.hub.online", "subscribe", True),
+    ("consumer", "{B}.data_node.add", "call", False),
+    ("consumer", "wamp.session.get", "call", False),
+    ("consumer", "observatory.agent.op", "call", False),
+    # the hub
+    ("hub", "{B}.data_node.add", "register", True),
+    ("hub", "{B}.data_node.subtract", "register", True),
+    ("hub", "{B}.consumer.get_data_node", "register", True),
+    ("hub", "{B}.consumer.data_node_added", "publish", True),
+    ("hub", "{B}.consumer.data_node_subtracted", "publish", True),
+    ("hub", "{B}.hub.online", "publish", True),
+    ("hub", "wamp.session.get", "call", True),
+    ("hub", "wamp.session.on_leave", "subscribe", True),
+    ("hub", "{B}.consumer.sim.get_data", "register", False),
+    ("hub", "{B}.consumer.sim.get_data", "call", False),
+    ("hub", "{B}.consumer.sim.samples", "publish", False),
+    ("hub", "{B}.data_node.add", "call", False),
+    ("hub", "observatory.agent.op", "call", False),
+]
+# consumers may register or publish nothing at all
+for _uri in ["{B}.consumer.sim.get_data", "{B}.consumer.get_data_node", "{B}.consumer.data_node_added",
+             "{B}.consumer.sim.samples", "{B}.hub.online", "{B}.data_node.add", "observatory.x.y"]:
+    TABLE += [("consumer", _uri, "register", False), ("consumer", _uri, "publish", False)]
+# OCS agents: everything under their root, nothing elsewhere
+for _uri in ["observatory.agent.op", "observatory.x", "observatory.a.b.c.d"]:
+    TABLE += [("iocs_agent", _uri, action, True) for action in ALL]
+for _uri in ["{B}.consumer.sim.get_data", "{B}.consumer.get_data_node", "{B}.data_node.add",
+             "{B}.consumer.data_node_added", "{B}.hub.online", "wamp.session.get", "observatory"]:
+    TABLE += [("iocs_agent", _uri, action, False) for action in ALL]
+
+BASES = [{}, {"DATASOCK_BASE_URI": "edu.lab.hk", "DATASOCK_OCS_ROOT": "site"}]
+
+
+def _resolve(uri, env):
+    s = load(env)
+    return uri.replace("{B}", s.base_uri).replace("observatory", s.ocs_root)
+
+
+@pytest.mark.parametrize("env", BASES, ids=["default", "custom"])
+@pytest.mark.parametrize("role, uri, action, expected", TABLE)
+def test_role_permissions(env, role, uri, action, expected):
+    _, config = config_for(env)
+    allowed, _ = authorize(role_permissions(config)[role], _resolve(uri, env), action)
+    assert allowed is expected
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("env", BASES, ids=["default", "custom"])
+def test_our_evaluator_agrees_with_crossbar(env):
+    """Cross-check the table's evaluator against crossbar's own RouterRoleStaticAuth."""
+    from crossbar.router.role import RouterRoleStaticAuth
+
+    _, config = config_for(env)
+    perms = role_permissions(config)
+    uris = {_resolve(uri, env) for _, uri, _, _ in TABLE}
+    uris |= {_resolve(u, env) for u in ["{B}.consumer.get_data_node.x", "{B}.consumer", "{B}.",
+                                        "{B}.data_node", "wamp.session", ""]}
+    for role, permissions in perms.items():
+        crossbar_role = RouterRoleStaticAuth(None, role, permissions)
+        for uri in sorted(uris):
+            for action in ALL:
+                theirs = crossbar_role.authorize(None, uri, action, {})
+                ours = authorize(permissions, uri, action)
+                assert ours[0] == theirs["allow"], (role, uri, action)
+                if action == "call" and theirs["allow"]:
+                    assert ours[1] == theirs["disclose"], (role, uri, action)
+
+
+def test_datanode_calls_to_hub_disclose_the_caller():
+    _, config = config_for()
+    perms = role_permissions(config)["datanode"]
+    assert authorize(perms, f"{B}.data_node.add", "call") == (True, True)
+    assert authorize(perms, f"{B}.data_node.subtract", "call") == (True, True)
+
+
+def test_no_role_lists_a_uri_twice():
+    # crossbar keeps permissions in a trie keyed by URI: a second entry would replace the first
+    _, config = config_for()
+    for role, permissions in role_permissions(config).items():
+        uris = [p["uri"] for p in permissions]
+        assert len(uris) == len(set(uris)), role
+
+
+def test_roles_follow_base_uri():
+    for role in roles(load({"DATASOCK_BASE_URI": "edu.lab"})):
+        for p in role["permissions"]:
+            assert not p["uri"].startswith(B)
+
+
+# == state ================================================================================
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_ensure_secrets_creates_private_file(tmp_path):
+    secrets = state.ensure_secrets(tmp_path)
+    path = state.secrets_path(tmp_path)
+    assert set(secrets) == set(state.USERS) == {"hub", "datanode", "consumer"}
+    assert mode(path) == 0o600
+    assert json.loads(path.read_text()) == secrets
+    assert all(isinstance(v, str) and len(v) >= 32 for v in secrets.values())
+    assert len(set(secrets.values())) == 3
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+
+
+def test_ensure_secrets_in_missing_directory(tmp_path):
+    home = tmp_path / "a" / "b"
+    state.ensure_secrets(home)
+    assert state.secrets_path(home).exists()
+
+
+def test_ensure_secrets_keeps_existing(tmp_path):
+    first = state.ensure_secrets(tmp_path)
+    before = state.secrets_path(tmp_path).read_bytes()
+    assert state.ensure_secrets(tmp_path) == first
+    assert state.secrets_path(tmp_path).read_bytes() == before
+    assert state.load_secrets(tmp_path) == first
+
+
+def test_ensure_secrets_adds_only_missing_users(tmp_path):
+    path = state.secrets_path(tmp_path)
+    path.write_text(json.dumps({"hub": "kept-hub", "someone": "extra"}))
+    secrets = state.ensure_secrets(tmp_path)
+    assert secrets["hub"] == "kept-hub"
+    assert secrets["someone"] == "extra"
+    assert set(secrets) == {"hub", "datanode", "consumer", "someone"}
+    assert json.loads(path.read_text()) == secrets
+    assert mode(path) == 0o600
+
+
+def test_secrets_differ_between_homes(tmp_path):
+    assert state.ensure_secrets(tmp_path / "a") != state.ensure_secrets(tmp_path / "b")
+
+
+def test_load_secrets_missing_says_how_to_fix(tmp_path):
+    with pytest.raises(state.StateError) as info:
+        state.load_secrets(tmp_path)
+    message = str(info.value)
+    assert str(state.secrets_path(tmp_path)) in message
+    assert "datasock router" in message and "DATASOCK_HOME" in message
+    assert isinstance(info.value, DatasockError)
+
+
+@pytest.mark.parametrize("content", ["{broken", "", json.dumps(["hub", "x"]), json.dumps("text"),
+                                     json.dumps({"hub": 5}), json.dumps({"hub": None})])
+def test_load_secrets_bad_content(tmp_path, content):
+    path = state.secrets_path(tmp_path)
+    path.write_text(content)
+    with pytest.raises(state.StateError) as info:
+        state.load_secrets(tmp_path)
+    assert str(path) in str(info.value)
+    # ensure_secrets must not paper over it by writing fresh secrets
+    with pytest.raises(state.StateError):
+        state.ensure_secrets(tmp_path)
+    assert path.read_text() == content
+
+
+def test_load_secrets_unreadable_path_is_state_error(tmp_path):
+    state.secrets_path(tmp_path).mkdir()      # a directory where the file should be
+    with pytest.raises(state.StateError, match="cannot read secrets"):
+        state.load_secrets(tmp_path)
+
+
+def load_cert(home):
+    from cryptography import x509
+
+    return x509.load_pem_x509_certificate(state.cert_path(home).read_bytes())
+
+
+def cert_names(cert):
+    from cryptography import x509
+
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return ({str(n) for n in san.get_values_for_type(x509.DNSName)}
+            | {str(n) for n in san.get_values_for_type(x509.IPAddress)})
+
+
+def test_ensure_certificate_creates_cert_and_private_key(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+
+    crt = state.ensure_certificate(tmp_path, "router.example")
+    assert crt == state.cert_path(tmp_path)
+    key_file = state.key_path(tmp_path)
+    assert mode(key_file) == 0o600
+    cert = load_cert(tmp_path)
+    assert cert_names(cert) == {"localhost", "127.0.0.1", "::1", "router.example"}
+    now = datetime.datetime.now(datetime.timezone.utc)
+    assert cert.not_valid_before_utc <= now < cert.not_valid_after_utc
+    assert cert.not_valid_after_utc > now + datetime.timedelta(days=365)
+    key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+    pub = serialization.PublicFormat.SubjectPublicKeyInfo
+    assert (key.public_key().public_bytes(serialization.Encoding.PEM, pub)
+            == cert.public_key().public_bytes(serialization.Encoding.PEM, pub))
+
+
+def test_ensure_certificate_ip_host_is_an_ip_name(tmp_path):
+    from cryptography import x509
+
+    state.ensure_certificate(tmp_path, "10.1.2.3")
+    san = load_cert(tmp_path).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert ipaddress.ip_address("10.1.2.3") in san.get_values_for_type(x509.IPAddress)
+    assert "10.1.2.3" not in san.get_values_for_type(x509.DNSName)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "10.1.2.3", "router.example", "::1"])
+def test_ensure_certificate_reuses_a_valid_one(tmp_path, host):
+    state.ensure_certificate(tmp_path, host)
+    crt, key = state.cert_path(tmp_path).read_bytes(), state.key_path(tmp_path).read_bytes()
+    state.ensure_certificate(tmp_path, host)
+    assert state.cert_path(tmp_path).read_bytes() == crt
+    assert state.key_path(tmp_path).read_bytes() == key
+
+
+def test_ensure_certificate_regenerates_for_a_new_host(tmp_path):
+    state.ensure_certificate(tmp_path, "old.example")
+    old_crt, old_key = state.cert_path(tmp_path).read_bytes(), state.key_path(tmp_path).read_bytes()
+    state.ensure_certificate(tmp_path, "new.example")
+    assert state.cert_path(tmp_path).read_bytes() != old_crt
+    assert state.key_path(tmp_path).read_bytes() != old_key
+    assert "new.example" in cert_names(load_cert(tmp_path))
+    assert mode(state.key_path(tmp_path)) == 0o600
+
+
+def test_ensure_certificate_regenerates_when_key_missing(tmp_path):
+    state.ensure_certificate(tmp_path, "localhost")
+    old = state.cert_path(tmp_path).read_bytes()
+    state.key_path(tmp_path).unlink()
+    state.ensure_certificate(tmp_path, "localhost")
+    assert state.key_path(tmp_path).exists()
+    assert state.cert_path(tmp_path).read_bytes() != old
+
+
+def test_ensure_certificate_regenerates_an_expiring_one(tmp_path):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=2))      # expires within a week
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .sign(key, hashes.SHA256()))
+    state.write_private(state.key_path(tmp_path), key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    state.cert_path(tmp_path).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    state.ensure_certificate(tmp_path, "localhost")
+    assert load_cert(tmp_path).not_valid_after_utc > now + datetime.timedelta(days=365)
+
+
+def test_write_private_is_owner_only_even_over_a_public_file(tmp_path):
+    path = tmp_path / "f"
+    path.write_text("old")
+    path.chmod(0o644)
+    state.write_private(path, b"new")
+    assert path.read_bytes() == b"new" and mode(path) == 0o600
