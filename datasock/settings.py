@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 from .errors import InvalidArgument
 
@@ -116,26 +116,36 @@ class Settings:
         return f"{self.base_uri}.{suffix}"
 
 
-def load(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read settings from ``environ`` (default: the process environment)."""
+def parse_settings(settings: Sequence[Setting], environ: Mapping[str, str] | None = None) -> dict:
+    """``{attr: value}`` for ``settings`` read from ``environ`` (default: the process environment).
+
+    Components with settings of their own declare a tuple of :class:`Setting` and
+    read it with this, so every setting is parsed and documented the same way.
+    """
     environ = os.environ if environ is None else environ
     values = {}
-    for setting in SETTINGS:
+    for setting in settings:
         raw = environ.get(setting.env) or setting.default
         try:
             values[setting.attr] = None if raw is None else setting.parse(raw)
         except ValueError as exc:
             raise InvalidArgument(f"{setting.env}={raw!r}: {exc}") from None
+    return values
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the core settings from ``environ`` (default: the process environment)."""
+    values = parse_settings(SETTINGS, environ)
     if bool(values["wamp_user"]) != bool(values["wamp_secret"]):
         raise InvalidArgument("WAMP_USER and WAMP_SECRET must be set together")
     return Settings(**values)
 
 
-def settings_table_rst() -> str:
-    """The settings as a reStructuredText list-table, for the docs."""
+def settings_table_rst(settings: Sequence[Setting] = SETTINGS) -> str:
+    """``settings`` as a reStructuredText list-table, for the docs."""
     lines = [".. list-table::", "   :header-rows: 1", "   :widths: 25 20 55", "",
              "   * - Variable", "     - Default", "     - Meaning"]
-    for s in SETTINGS:
+    for s in settings:
         default = f"``{s.default}``" if s.default is not None else "(unset)"
         lines += [f"   * - ``{s.env}``", f"     - {default}", f"     - {s.help}"]
     return "\n".join(lines) + "\n"
