@@ -16,10 +16,10 @@ See docs/datanode.rst and examples/.
 from __future__ import annotations
 
 from ..settings import Settings
-from .base import AsyncDataNodeServer, DataNodeServer, DuplicateNode, LiveDataNode, NodeRunner
+from .base import AsyncDataNodeServer, DataNodeServer, LiveDataNode, NodeRunner
 from .reply import Field, Samples
 
-__all__ = ["AsyncDataNodeServer", "DataNodeServer", "DuplicateNode", "Field", "LiveDataNode",
+__all__ = ["AsyncDataNodeServer", "DataNodeServer", "Field", "LiveDataNode",
            "NodeRunner", "Samples", "run"]
 
 

@@ -29,10 +29,6 @@ from .reply import Field, Samples, data_reply, fields_reply
 log = txaio.make_logger()
 
 
-class DuplicateNode(Exception):
-    """Another live session already serves this node name."""
-
-
 class DataNodeServer:
     """A data source. Override :meth:`get_fields` and :meth:`get_data` (blocking is fine)."""
 
