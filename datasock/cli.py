@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from typing import Sequence
 
@@ -35,6 +36,9 @@ def cmd_hub(args) -> int:
 def cmd_node(args) -> int:
     from .datanodes import run
 
+    if args.kind == "archive":
+        from .archive.node import main as archive_main
+        return archive_main([])
     if args.kind == "sim":
         from .datanodes.sim import SimNode
         node = SimNode.from_env()
@@ -57,6 +61,8 @@ def stack_children(settings) -> list:
         Child("hub", me + ["hub"]),
         Child("sim", me + ["node", "sim"]),
         Child("host", me + ["node", "host"]),
+        Child("archive-scan", me + ["scan", "--write-sample"]),
+        Child("archive", me + ["node", "archive"]),
     ]
 
 
@@ -68,7 +74,15 @@ def cmd_up(args) -> int:
     sup.say(f"state directory {settings.home}")
     sup.say(f"router  {settings.router_url}  (WAMP-CRA over TLS; secrets in {settings.home}/secrets.json)")
     sup.say(f"OCS     {settings.ocs_url}  (anonymous, {settings.ocs_root}.* only)")
+    from .archive import describe_index, load_config as load_archive_config
+    sup.say(f"archive {describe_index(load_archive_config())}")
     return sup.run()
+
+
+def cmd_scan(args) -> int:
+    from .archive.scanner import main as scan_main
+
+    return scan_main((["--once"] if args.once else []) + (["--write-sample"] if args.write_sample else []))
 
 
 # -- clients -------------------------------------------------------------------------------
@@ -204,8 +218,13 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("router", help="run the crossbar router").set_defaults(func=cmd_router)
     sub.add_parser("hub", help="run the hub (registry of data nodes)").set_defaults(func=cmd_hub)
     node = sub.add_parser("node", help="run a built-in data node")
-    node.add_argument("kind", choices=["sim", "host"])
+    node.add_argument("kind", choices=["sim", "host", "archive"])
     node.set_defaults(func=cmd_node)
+    scan = sub.add_parser("scan", help="index the so3g HK files of DATA_DIRECTORY (archive)")
+    scan.add_argument("--once", action="store_true", help="one pass, then exit")
+    scan.add_argument("--write-sample", action="store_true",
+                      help="first write a sample archive into DATA_DIRECTORY if it holds no .g3 file")
+    scan.set_defaults(func=cmd_scan)
 
     nodes = sub.add_parser("nodes", help="list the data nodes the hub knows")
     nodes.add_argument("--json", action="store_true")
@@ -238,6 +257,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args) or 0
+    except BrokenPipeError:
+        # `datasock get ... | head`: the reader has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except DatasockError as exc:
         print(f"datasock: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, InvalidArgument) else 1

@@ -1,9 +1,10 @@
 """Sphinx configuration of the datasock documentation.
 
 Build with ``.venv/bin/sphinx-build -W -b html docs docs/_build/html`` (``make docs``).
-The settings table in configuration.rst is generated here, at build time, from
-``datasock.settings.SETTINGS``, so it always lists the settings the code reads.
+The settings tables are generated here, at build time, from each component's
+``SETTINGS`` (see :data:`SETTINGS_TABLES`), so they always list the settings the code reads.
 """
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -27,7 +28,14 @@ def _write_if_changed(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-_write_if_changed(DOCS / "_generated" / "settings.rst", _settings.settings_table_rst())
+#: generated table (docs/_generated/<name>.rst) -> module whose SETTINGS it lists
+SETTINGS_TABLES = {
+    "settings": "datasock.settings",
+    "archive_settings": "datasock.archive",
+}
+for _name, _module in SETTINGS_TABLES.items():
+    _write_if_changed(DOCS / "_generated" / f"{_name}.rst",
+                      _settings.settings_table_rst(importlib.import_module(_module).SETTINGS))
 
 project = "datasock"
 author = "the datasock authors"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import signal
 import time
 
@@ -27,8 +28,12 @@ def child_named(up_pid: int, word: str) -> psutil.Process | None:
 def test_up_runs_lists_restarts_and_stops_cleanly(stack):
     up = stack.datasock("up", "up", env={"DATASOCK_LOG_LEVEL": "warn"})
     names = wait_until(lambda: stack.run_cli("nodes").returncode == 0 and
-                       {"sim", "host"} <= stack.node_names(), 90, interval=1.0, what="sim and host listed")
+                       {"sim", "host", "archive"} <= stack.node_names(), 90, interval=1.0,
+                       what="sim, host and archive listed")
     assert names
+    # the archive node serves the sample archive `up` wrote on first run
+    fields = stack.run_cli("fields", "archive", "--start", "1", "--json")
+    assert fields.returncode == 0 and json.loads(fields.stdout)["fields"], fields.stderr
 
     # the newcomer's first query: the last minute of a sim field as CSV
     out = wait_until(lambda: (lambda r: r if r.returncode == 0 and len(r.stdout.splitlines()) > 3 else None)(

@@ -1,0 +1,266 @@
+"""Benchmark: the HK archive (scanner and node) against so3g's own reader, same files, same run.
+
+    .venv/bin/python bench/archive.py [--mysql] [--no-wamp]
+
+Writes 24 hourly so3g HK files (schema v2, 1 Hz, 20 fields of one feed, one data
+frame a minute, as the OCS aggregator does) into a temporary directory, then:
+
+* get_data of one field over the whole day from datasock's archive node
+  (``ArchiveNode.get_data``: index lookup, decoding, joining, trimming), cold
+  (empty decoded-file cache) and warm (cache filled), against so3g's
+  ``HKArchive.get_data`` of the same field and range with the archive already
+  scanned (the cheapest so3g read: one pass over the needed frames). Also
+  against ``so3g.hk.load_range`` (so3g's one-call reader, which scans first);
+* the same, plus the SDK's reply building (trim, lists), for scale;
+* through a real crossbar router (as Grafana asks, via the bridge): get_data of one
+  field over the day with min_stride for ~1000 buckets, from an archive node with no
+  cache (cold) and one with its cache filled (warm), against the same so3g read;
+* the scanner's throughput (files/s, MB/s) into the embedded SQLite index, and
+  into MariaDB with ``--mysql`` (127.0.0.1:3306, root, a temporary database),
+  against a plain so3g pass over the files (``HKArchiveScanner.process_file``).
+
+Runs interleave anchor and datasock and report medians. Nothing asserts on timing.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import so3g  # noqa: E402
+
+from datasock.archive import hkfile, load_config  # noqa: E402
+from datasock.archive.db import Index  # noqa: E402
+from datasock.archive.node import ArchiveNode  # noqa: E402
+from datasock.archive.scanner import scan_once  # noqa: E402
+from datasock.datanodes.reply import data_reply  # noqa: E402
+
+FEED = "observatory.bench.feeds.temperatures"
+FIELDS = [f"Channel_{i:02d}_T" for i in range(1, 21)]
+T0 = 1_700_002_800.0  # on the hour
+HOURS = 24
+REPS = 7
+
+
+def write_day(directory: Path) -> list[str]:
+    paths = []
+    for h in range(HOURS):
+        t0 = T0 + h * 3600
+        ctime = str(int(t0))
+        path = directory / ctime[:5] / f"{ctime}.g3"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        w = hkfile.Writer(str(path), version=2, start_time=t0)
+        w.add_provider(FEED, t0)
+        for minute in np.arange(t0, t0 + 3600, 60.0):
+            t = np.arange(minute, minute + 60, 1.0)
+            w.write(FEED, {"temps": (t, {f: np.sin(t / 300.0 + i) for i, f in enumerate(FIELDS)})})
+        w.close()
+        paths.append(str(path))
+    return paths
+
+
+def timed(fn) -> float:
+    gc.collect()
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def median_pair(a, b, reps=REPS):
+    ta, tb = [], []
+    for _ in range(reps):
+        ta.append(timed(a))
+        tb.append(timed(b))
+    return statistics.median(ta), statistics.median(tb)
+
+
+def bench_get_data(paths, index, data_dir):
+    name = f"{FEED}.{FIELDS[0]}"
+    start, end = T0, T0 + HOURS * 3600
+    scanner = so3g.hk.HKArchiveScanner()
+    for p in paths:
+        scanner.process_file(p)
+    archive = scanner.finalize()
+
+    def so3g_read():
+        data, timelines = archive.get_data([name], start, end)
+        assert len(data[name]) == HOURS * 3600
+
+    def ours_cold():
+        got = ArchiveNode(index).get_data([name], start, end)
+        assert len(got[f"{FEED}:temps"].t) == HOURS * 3600
+
+    warm_node = ArchiveNode(index)
+    warm_node.get_data([name], start, end)
+
+    def ours_warm():
+        warm_node.get_data([name], start, end)
+
+    def ours_warm_reply():
+        reply = data_reply(warm_node.get_data([name], start, end), [name], start, end, None, 1 << 40)
+        assert len(reply["data"][name]) == HOURS * 3600
+
+    def so3g_load_range():
+        out = so3g.hk.load_range(start, end, fields=[name], data_dir=str(data_dir))
+        assert len(out[name][1]) == HOURS * 3600
+
+    so3g_read(), ours_cold()  # page cache and imports warm for both
+    a, c = median_pair(so3g_read, ours_cold)
+    print(f"get_data 1 field x 1 day (86400 samples of 20-field frames): so3g HKArchive.get_data "
+          f"{a * 1e3:.1f} ms, datasock cold {c * 1e3:.1f} ms")
+    print(f"ratio archive-cold/so3g-get_data: {c / a:.2f} (time; lower is better; target <= 1.2)")
+    a, w = median_pair(so3g_read, ours_warm)
+    print(f"  warm {w * 1e3:.2f} ms")
+    print(f"ratio so3g-get_data/archive-warm: {a / w:.1f} (speed-up; higher is better; target >= 10)")
+    lr, c = median_pair(so3g_load_range, ours_cold, reps=3)
+    print(f"  so3g load_range (scans, then reads) {lr * 1e3:.1f} ms")
+    print(f"ratio archive-cold/so3g-load_range: {c / lr:.2f} (time; lower is better)")
+    a, wr = median_pair(so3g_read, ours_warm_reply)
+    print(f"  warm + SDK reply building (trim, lists) {wr * 1e3:.1f} ms")
+    print(f"ratio archive-warm-with-reply/so3g-get_data: {wr / a:.2f} (time; lower is better)")
+
+
+def bench_wamp(paths, data_dir, sqlite_path):
+    import crochet
+
+    crochet.setup()
+    from _stack import Stack
+
+    from datasock.client import connect_once, credentials
+
+    name = f"{FEED}.{FIELDS[0]}"
+    start, end = T0, T0 + HOURS * 3600
+    stride = (end - start) / 1000
+    scanner = so3g.hk.HKArchiveScanner()
+    for p in paths:
+        scanner.process_file(p)
+    archive = scanner.finalize()
+    stack = Stack()
+    try:
+        stack.start_router()
+        stack.env.update(DATA_DIRECTORY=str(data_dir), DATASOCK_ARCHIVE_DB=str(sqlite_path))
+        code = "import sys; from datasock.archive.node import main; sys.exit(main())"
+        for node, cache_mb in (("archcold", "0"), ("archwarm", "512")):
+            stack.env.update(DATASOCK_ARCHIVE_NODE=node, DATASOCK_ARCHIVE_CACHE_MB=cache_mb)
+            stack.spawn(node, [sys.executable, "-c", code])
+        settings = stack.settings
+
+        @crochet.wait_for(timeout=30)
+        def connect():
+            return connect_once(settings, credentials(settings, "consumer"))
+
+        @crochet.wait_for(timeout=120)
+        def call(session, node):
+            return session.call(settings.uri(f"consumer.{node}.get_data"), [name], start, end,
+                                min_stride=stride)
+
+        session = connect()
+        deadline = time.monotonic() + 60
+        for node in ("archcold", "archwarm"):
+            while True:
+                stack.check_alive()
+                try:
+                    reply = call(session, node)
+                    break
+                except Exception as exc:
+                    if "no_such_procedure" not in str(getattr(exc, "error", exc)) \
+                            or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+        points = len(reply["data"][name])
+
+        def so3g_read():
+            archive.get_data([name], start, end)
+
+        a, c = median_pair(so3g_read, lambda: call(session, "archcold"))
+        a2, w = median_pair(so3g_read, lambda: call(session, "archwarm"))
+        print(f"through the router, 1 field x 1 day, min_stride {stride:g} s ({points} points back): "
+              f"cold {c * 1e3:.1f} ms, warm {w * 1e3:.1f} ms; so3g HKArchive.get_data "
+              f"{a * 1e3:.1f} / {a2 * 1e3:.1f} ms")
+        print(f"ratio wamp-cold/so3g-get_data: {c / a:.2f} (time; lower is better)")
+        print(f"ratio wamp-warm/so3g-get_data: {w / a2:.2f} (time; lower is better)")
+    except Exception:
+        print(stack.describe_failures(), file=sys.stderr)
+        raise
+    finally:
+        stack.stop()
+
+
+def bench_scan(paths, data_dir, config, label):
+    total = sum(os.path.getsize(p) for p in paths)
+
+    def so3g_pass():
+        scanner = so3g.hk.HKArchiveScanner()
+        for p in paths:
+            scanner.process_file(p)
+        scanner.finalize()
+
+    def ours():
+        index = Index.from_config(config)
+        try:
+            # a first scan: an empty index each time
+            index.clear()
+            assert scan_once(index, data_dir).read == len(paths)
+        finally:
+            index.close()
+
+    ours()
+    a, s = median_pair(so3g_pass, ours, reps=5)
+    mb = total / 1e6
+    print(f"scan {len(paths)} files ({mb:.1f} MB) into {label}: datasock {len(paths) / s:.0f} files/s "
+          f"{mb / s:.1f} MB/s; so3g HKArchiveScanner pass {len(paths) / a:.0f} files/s {mb / a:.1f} MB/s")
+    print(f"ratio scan-{label}/so3g-pass: {s / a:.2f} (time; lower is better)")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--mysql", action="store_true", help="also scan into MariaDB at 127.0.0.1:3306")
+    p.add_argument("--no-wamp", action="store_true", help="skip the measurement through a router")
+    args = p.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="datasock-bench-archive-"))
+    db_name = f"dsbench_{uuid.uuid4().hex[:10]}"
+    try:
+        data_dir = tmp / "data"
+        t = time.perf_counter()
+        paths = write_day(data_dir)
+        print(f"wrote {len(paths)} files, {sum(map(os.path.getsize, paths)) / 1e6:.1f} MB, "
+              f"in {time.perf_counter() - t:.1f} s")
+        sqlite_config = load_config({"DATASOCK_HOME": str(tmp / "home")})
+        index = Index.from_config(sqlite_config)
+        scan_once(index, data_dir)
+        bench_get_data(paths, index, data_dir)
+        index.close()
+        if not args.no_wamp:
+            bench_wamp(paths, data_dir, sqlite_config.sqlite_path)
+        bench_scan(paths, data_dir, sqlite_config, "sqlite")
+        if args.mysql:
+            mysql_config = load_config({"DATASOCK_HOME": str(tmp / "home"), "SQL_HOST": "127.0.0.1",
+                                        "SQL_DB": db_name})
+            bench_scan(paths, data_dir, mysql_config, "mariadb")
+    finally:
+        if args.mysql:
+            import mysql.connector
+            try:
+                conn = mysql.connector.connect(host="127.0.0.1", user="root", password="")
+                conn.cursor().execute(f"DROP DATABASE IF EXISTS `{db_name}`")
+                conn.close()
+            except mysql.connector.Error:
+                pass
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

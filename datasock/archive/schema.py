@@ -1,0 +1,170 @@
+"""The archive index: SQL schema, migrations and file-state decisions (pure, no I/O).
+
+The same statements run on MySQL/MariaDB (production) and SQLite (the embedded
+default); the few dialect differences are the placeholders filled in by
+:func:`render`. Times are Unix seconds; a file's or field's ``t_end`` is its last
+sample, inclusive, so "overlaps [start, end)" is ``t_end >= start AND t_start < end``
+and, with an index on ``(t_end, t_start)``, a range lookup rather than a scan.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from ..errors import InvalidArgument
+
+#: how each dialect spells an auto-numbered primary key
+DIALECTS = {
+    "sqlite": {"pk": "INTEGER PRIMARY KEY AUTOINCREMENT", "param": "?"},
+    "mysql": {"pk": "INTEGER PRIMARY KEY AUTO_INCREMENT", "param": "%s"},
+}
+
+# Scanner and node may start together and both find the schema missing: migrations
+# run under a lock (SQLite: a write transaction, DDL included; MySQL: a named lock,
+# as its DDL is not transactional).
+MIGRATION_LOCK = {"sqlite": "BEGIN IMMEDIATE", "mysql": "SELECT GET_LOCK('datasock_archive_schema', 60)"}
+MIGRATION_UNLOCK = {"sqlite": None, "mysql": "SELECT RELEASE_LOCK('datasock_archive_schema')"}
+
+# Longest path and name the index stores (MySQL index keys are limited to 3072 bytes).
+MAX_PATH = 700
+MAX_NAME = 255
+
+#: schema versions in order; each is a list of statements applied once, in a transaction
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        f"""CREATE TABLE ds_files (
+            id {{pk}},
+            path VARCHAR({MAX_PATH}) NOT NULL,
+            size BIGINT NOT NULL,
+            mtime DOUBLE NOT NULL,
+            state VARCHAR(16) NOT NULL,
+            error VARCHAR(1000),
+            scanned_at DOUBLE NOT NULL,
+            frames INTEGER NOT NULL,
+            t_start DOUBLE,
+            t_end DOUBLE)""",
+        "CREATE UNIQUE INDEX ds_files_path ON ds_files (path)",
+        "CREATE INDEX ds_files_range ON ds_files (t_end, t_start)",
+        f"""CREATE TABLE ds_providers (
+            id {{pk}},
+            description VARCHAR({MAX_NAME}) NOT NULL)""",
+        "CREATE UNIQUE INDEX ds_providers_description ON ds_providers (description)",
+        f"""CREATE TABLE ds_fields (
+            file_id INTEGER NOT NULL,
+            provider_id INTEGER NOT NULL,
+            block VARCHAR({MAX_NAME}) NOT NULL,
+            name VARCHAR({MAX_NAME}) NOT NULL,
+            t_start DOUBLE NOT NULL,
+            t_end DOUBLE NOT NULL,
+            count BIGINT NOT NULL,
+            type VARCHAR(8) NOT NULL,
+            PRIMARY KEY (file_id, provider_id, block, name))""",
+        "CREATE INDEX ds_fields_range ON ds_fields (t_end, t_start)",
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+CREATE_META = "CREATE TABLE IF NOT EXISTS ds_meta (name VARCHAR(64) PRIMARY KEY, value VARCHAR(255) NOT NULL)"
+
+# -- queries -----------------------------------------------------------------------------
+GET_VERSION = "SELECT value FROM ds_meta WHERE name = 'schema_version'"
+INSERT_VERSION = "INSERT INTO ds_meta (name, value) VALUES ('schema_version', ?)"
+UPDATE_VERSION = "UPDATE ds_meta SET value = ? WHERE name = 'schema_version'"
+
+ALL_FILES = "SELECT id, path, size, mtime, state, scanned_at FROM ds_files"
+FILE_ID = "SELECT id FROM ds_files WHERE path = ?"
+INSERT_FILE = ("INSERT INTO ds_files (path, size, mtime, state, error, scanned_at, frames, t_start, t_end)"
+               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+UPDATE_FILE = ("UPDATE ds_files SET size = ?, mtime = ?, state = ?, error = ?, scanned_at = ?,"
+               " frames = ?, t_start = ?, t_end = ? WHERE id = ?")
+DELETE_FILE_FIELDS = "DELETE FROM ds_fields WHERE file_id = ?"
+DELETE_FILE = "DELETE FROM ds_files WHERE id = ?"
+DELETE_ALL_FIELDS = "DELETE FROM ds_fields"
+DELETE_ALL_FILES = "DELETE FROM ds_files"
+PROVIDER_ID = "SELECT id FROM ds_providers WHERE description = ?"
+INSERT_PROVIDER = "INSERT INTO ds_providers (description) VALUES (?)"
+INSERT_FIELD = ("INSERT INTO ds_fields (file_id, provider_id, block, name, t_start, t_end, count, type)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+
+#: files with samples in [start, end), oldest first
+FILES_IN_RANGE = ("SELECT path, size, mtime, state FROM ds_files"
+                  " WHERE t_end >= ? AND t_start < ? ORDER BY t_start, path")
+
+#: fields with samples in [start, end): one row per (provider, block, field, type)
+FIELDS_IN_RANGE = (
+    "SELECT p.description, f.block, f.name, f.type, MIN(f.t_start), MAX(f.t_end), SUM(f.count)"
+    " FROM ds_fields f JOIN ds_providers p ON p.id = f.provider_id"
+    " WHERE f.t_end >= ? AND f.t_start < ?"
+    " GROUP BY p.description, f.block, f.name, f.type")
+
+
+def render(sql: str, dialect: str) -> str:
+    """``sql`` (written with ``?`` placeholders and ``{pk}``) in ``dialect``'s spelling."""
+    spelling = DIALECTS[dialect]
+    return sql.replace("{pk}", spelling["pk"]).replace("?", spelling["param"])
+
+
+def pending_migrations(current: int) -> list[tuple[int, tuple[str, ...]]]:
+    """``[(version, statements)]`` still to apply to a database at schema ``current``."""
+    if current > SCHEMA_VERSION:
+        raise InvalidArgument(f"the archive index has schema version {current}, newer than this "
+                              f"datasock understands ({SCHEMA_VERSION}); upgrade datasock")
+    return [(v + 1, MIGRATIONS[v]) for v in range(current, SCHEMA_VERSION)]
+
+
+_DB_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+
+
+def check_database_name(name: str) -> str:
+    """A MySQL database name we can safely put into CREATE DATABASE."""
+    if not _DB_NAME.match(name or ""):
+        raise InvalidArgument(f"SQL_DB={name!r}: use 1 to 64 letters, digits or underscores")
+    return name
+
+
+# -- what to do with a file -----------------------------------------------------------
+#: states a scanned file can be in
+OK, PARTIAL, CORRUPT = "ok", "partial", "corrupt"
+
+
+@dataclasses.dataclass(frozen=True)
+class KnownFile:
+    """A file as the index last saw it."""
+    id: int
+    path: str
+    size: int
+    mtime: float
+    state: str
+    scanned_at: float
+
+
+NEW, GROWN, CHANGED, RETRY, UNCHANGED = "new", "grown", "changed", "retry", "unchanged"
+
+
+def decide(known: KnownFile | None, size: int, mtime: float, now: float, retry_after: float) -> str:
+    """What the scanner does with a file of ``size`` bytes modified at ``mtime``.
+
+    Anything but UNCHANGED means (re)reading the file. A file that failed to read
+    (truncated or corrupt) is read again when it changes, or ``retry_after`` seconds
+    after the last attempt.
+    """
+    if known is None:
+        return NEW
+    if size != known.size or mtime != known.mtime:
+        return GROWN if size > known.size else CHANGED
+    if known.state != OK and now - known.scanned_at >= retry_after:
+        return RETRY
+    return UNCHANGED
+
+
+def state_after_read(frames: int, error: str | None) -> str:
+    """The index state of a file whose read stopped after ``frames`` frames with ``error``."""
+    if error is None:
+        return OK
+    return PARTIAL if frames > 0 else CORRUPT
+
+
+def files_to_forget(known_paths, present_paths) -> set[str]:
+    """Indexed files that are gone from the directory."""
+    return set(known_paths) - set(present_paths)

@@ -1,0 +1,137 @@
+"""so3g HK files: reading v0/v1/v2, bad files, the sample archive, and the embedded SQLite index."""
+import time
+
+import numpy as np
+import pytest
+import so3g
+
+from datasock.archive import hkfile, load_config, sample, schema
+from datasock.archive.db import Index
+from datasock.archive.node import ArchiveNode
+from datasock.archive.scanner import find_files, scan_once
+
+T0 = 1_700_000_000.0
+
+
+def write(path, version, frames=3):
+    w = hkfile.Writer(str(path), version=version, start_time=T0)
+    w.add_provider("observatory.a.feeds.f", T0)
+    for k in range(frames):
+        t = T0 + 10 * k + np.arange(10.0)
+        cols = {"x": t * 2.0}
+        if version:
+            cols.update(n=np.arange(10), s=np.array(["a", "b"] * 5, dtype=object), b=np.ones(10, bool))
+        w.write("observatory.a.feeds.f", {"blk": (t, cols)})
+    w.close()
+    return str(path)
+
+
+@pytest.mark.parametrize("version", [0, 1, 2])
+def test_read_matches_so3g(tmp_path, version):
+    path = write(tmp_path / "a.g3", version)
+    got = hkfile.read(path)
+    assert got.error is None and got.versions == {version}
+    (block,) = got.blocks
+    scanner = so3g.hk.HKArchiveScanner()
+    scanner.process_file(path)
+    data, timelines = scanner.finalize().get_data()
+    (tl,) = timelines.values()
+    np.testing.assert_array_equal(block.t, tl["t"])
+    assert set(block.data) == set(tl["fields"])
+    for name in tl["fields"]:
+        assert block.data[name].tolist() == np.asarray(data[name]).tolist()
+    if version:
+        assert block.types == {"x": "number", "n": "number", "s": "string", "b": "bool"}
+    assert block.name == ("blk" if version == 2 else "block_for_" + min(block.types))
+
+
+def test_truncated_and_garbage_files_report_errors(tmp_path):
+    path = write(tmp_path / "a.g3", 2, frames=10)
+    data = open(path, "rb").read()
+    (tmp_path / "cut.g3").write_bytes(data[: len(data) * 2 // 3])
+    cut = hkfile.read(str(tmp_path / "cut.g3"))
+    assert cut.error and 0 < cut.frames < 12
+    assert 0 < len(cut.blocks[0].t) < 100 and len(cut.blocks[0].data["observatory.a.feeds.f.x"]) == len(cut.blocks[0].t)
+    (tmp_path / "junk.g3").write_bytes(b"\x00junk" * 50)
+    junk = hkfile.read(str(tmp_path / "junk.g3"))
+    assert junk.error and junk.frames == 0 and junk.blocks == []
+    missing = hkfile.read(str(tmp_path / "nosuch.g3"))
+    assert missing.error and missing.frames == 0
+
+
+def test_values_false_reads_types_only(tmp_path):
+    got = hkfile.read(write(tmp_path / "a.g3", 2), values=False)
+    assert got.blocks[0].data == {} and len(got.blocks[0].t) == 30
+    assert got.blocks[0].types["s"] == "string"
+
+
+def test_sample_archive_scanned_into_sqlite(tmp_path):
+    env = {"DATASOCK_HOME": str(tmp_path / "home")}
+    config = load_config(env)
+    now = time.time()
+    written = sample.write_sample_archive_once(config.data_directory, hours=2)
+    assert len(written) == 2 and sample.write_sample_archive_once(config.data_directory) == []
+    assert [p for p, _, _ in find_files(config.data_directory)] == sorted(map(str, written))
+    index = Index.from_config(config)
+    try:
+        assert scan_once(index, config.data_directory).read == 2
+        assert index.schema_version() == schema.SCHEMA_VERSION
+        node = ArchiveNode(index)
+        fields = {f.name: f for f in node.get_fields(now - 3 * 3600, now)}
+        assert "observatory.LSA22YE.feeds.temperatures.Channel_01_T" in fields
+        assert fields["observatory.ups.feeds.ups.on_battery"].type == "bool"
+        assert fields["observatory.ups.feeds.ups.status"].type == "string"
+        end = np.floor(now / 3600) * 3600
+        got = node.get_data(["observatory.LSA22YE.feeds.temperatures.Channel_01_T"], end - 7200, end)
+        (samples,) = got.values()
+        assert len(samples.t) == 7200 and samples.t[-1] == end - 1
+    finally:
+        index.close()
+    # a second index on the same file finds the schema in place
+    again = Index.from_config(config)
+    try:
+        assert len(again.known_files()) == 2
+    finally:
+        again.close()
+
+
+def test_sqlite_and_mysql_get_the_same_statements():
+    for sql in (schema.INSERT_FIELD, schema.FILES_IN_RANGE, schema.FIELDS_IN_RANGE):
+        assert schema.render(sql, "mysql").count("%s") == schema.render(sql, "sqlite").count("?")
+
+
+def test_processes_starting_together_migrate_once(tmp_path):
+    """Scanner and node start at the same time in `datasock up`: both find the schema missing."""
+    import threading
+
+    config = load_config({"DATASOCK_HOME": str(tmp_path)})
+    indexes = [Index.from_config(config) for _ in range(6)]
+    barrier = threading.Barrier(len(indexes))
+    errors = []
+
+    def start(index):
+        barrier.wait()
+        try:
+            index.known_files()
+        except Exception as exc:
+            errors.append(exc)
+    threads = [threading.Thread(target=start, args=(i,)) for i in indexes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert {i.schema_version() for i in indexes} == {schema.SCHEMA_VERSION}
+    for i in indexes:
+        i.close()
+
+
+def test_a_newer_schema_is_refused_clearly(tmp_path):
+    config = load_config({"DATASOCK_HOME": str(tmp_path)})
+    index = Index.from_config(config)
+    index.known_files()
+    index._run(lambda c: c.execute("UPDATE ds_meta SET value = '99' WHERE name = 'schema_version'"))
+    index.close()
+    for _ in range(2):   # and again: no half-opened connection is left behind
+        with pytest.raises(Exception, match="schema version 99, newer"):
+            index.known_files()
