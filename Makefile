@@ -20,7 +20,12 @@ $(STAMP): pyproject.toml
 up: $(STAMP)
 	$(BIN)/datasock up
 
-test: $(STAMP)
+# Node-RED 4 for the end-to-end Node-RED test (npm, into .cache/)
+NODERED := .cache/node-red/node_modules/node-red/red.js
+$(NODERED):
+	sh tests/nodered/install.sh
+
+test: $(STAMP) $(NODERED)
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 unit: $(STAMP)
@@ -32,9 +37,10 @@ integration: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/rpc.py
 	$(BIN)/python bench/archive.py --mysql
+	$(BIN)/python bench/mqtt.py
 
 docs: $(STAMP)
 	$(BIN)/sphinx-build -W -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) docs/_build
+	rm -rf $(VENV) docs/_build .cache

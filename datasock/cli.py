@@ -39,6 +39,9 @@ def cmd_node(args) -> int:
     if args.kind == "archive":
         from .archive.node import main as archive_main
         return archive_main([])
+    if args.kind == "mqtt":
+        from .mqtt import node_main
+        return node_main([])
     if args.kind == "sim":
         from .datanodes.sim import SimNode
         node = SimNode.from_env()
@@ -49,34 +52,49 @@ def cmd_node(args) -> int:
     return 0
 
 
-def stack_children(settings) -> list:
-    """The processes ``datasock up`` runs, in start order."""
+def stack_children(settings) -> tuple[list, list[str]]:
+    """The processes ``datasock up`` runs, in start order, and what to tell the user about them."""
+    from .archive import describe_index, load_config as load_archive_config
+    from .mqtt import broker as mqtt_broker, config as mqtt_config
     from .procutil import port_open
     from .supervisor import Child
 
     me = [sys.executable, "-m", "datasock"]
-    return [
+    mqtt_children, mqtt_lines = mqtt_broker.up_children(settings, mqtt_config.load())
+    children = [
         Child("router", me + ["router"],
               ready=lambda: port_open(settings.crossbar_listen, settings.tls_port)),
+        *mqtt_children,
         Child("hub", me + ["hub"]),
         Child("sim", me + ["node", "sim"]),
         Child("host", me + ["node", "host"]),
         Child("archive-scan", me + ["scan", "--write-sample"]),
         Child("archive", me + ["node", "archive"]),
     ]
+    lines = [
+        f"state directory {settings.home}",
+        f"router  {settings.router_url}  (WAMP-CRA over TLS; secrets in {settings.home}/secrets.json)",
+        f"OCS     {settings.ocs_url}  (anonymous, {settings.ocs_root}.* only)",
+        f"archive {describe_index(load_archive_config())}",
+        *mqtt_lines,
+    ]
+    return children, lines
 
 
 def cmd_up(args) -> int:
     from .supervisor import Supervisor
 
-    settings = _settings()
-    sup = Supervisor(stack_children(settings))
-    sup.say(f"state directory {settings.home}")
-    sup.say(f"router  {settings.router_url}  (WAMP-CRA over TLS; secrets in {settings.home}/secrets.json)")
-    sup.say(f"OCS     {settings.ocs_url}  (anonymous, {settings.ocs_root}.* only)")
-    from .archive import describe_index, load_config as load_archive_config
-    sup.say(f"archive {describe_index(load_archive_config())}")
+    children, lines = stack_children(_settings())
+    sup = Supervisor(children)
+    for line in lines:
+        sup.say(line)
     return sup.run()
+
+
+def cmd_mqtt(args) -> int:
+    from .mqtt import main as mqtt_main
+
+    return mqtt_main([])
 
 
 def cmd_scan(args) -> int:
@@ -218,8 +236,10 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("router", help="run the crossbar router").set_defaults(func=cmd_router)
     sub.add_parser("hub", help="run the hub (registry of data nodes)").set_defaults(func=cmd_hub)
     node = sub.add_parser("node", help="run a built-in data node")
-    node.add_argument("kind", choices=["sim", "host", "archive"])
+    node.add_argument("kind", choices=["sim", "host", "archive", "mqtt"])
     node.set_defaults(func=cmd_node)
+    sub.add_parser("mqtt", help="MQTT adapter: live data out, MQTT values in as fields, RPC"
+                   ).set_defaults(func=cmd_mqtt)
     scan = sub.add_parser("scan", help="index the so3g HK files of DATA_DIRECTORY (archive)")
     scan.add_argument("--once", action="store_true", help="one pass, then exit")
     scan.add_argument("--write-sample", action="store_true",

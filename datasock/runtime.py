@@ -1,6 +1,7 @@
 """Running a Twisted program: logging, signals, clean shutdown, exit codes."""
 from __future__ import annotations
 
+import inspect
 import sys
 
 import txaio
@@ -31,7 +32,9 @@ def react(main, *args) -> None:
     never a traceback.
     """
     def wrapped(reactor):
-        d = defer.ensureDeferred(main(reactor, *args))
+        # maybeDeferred: a DatasockError raised before main's first await is handled too
+        d = defer.maybeDeferred(main, reactor, *args).addCallback(
+            lambda result: defer.ensureDeferred(result) if inspect.isawaitable(result) else result)
 
         def failed(failure):
             if failure.check(DatasockError):

@@ -32,6 +32,7 @@ def _write_if_changed(path: Path, text: str) -> None:
 SETTINGS_TABLES = {
     "settings": "datasock.settings",
     "archive_settings": "datasock.archive",
+    "mqtt_settings": "datasock.mqtt",
 }
 for _name, _module in SETTINGS_TABLES.items():
     _write_if_changed(DOCS / "_generated" / f"{_name}.rst",

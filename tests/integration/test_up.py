@@ -10,6 +10,9 @@ import time
 import psutil
 import pytest
 
+from datasock.mqtt.testing import Collector
+from datasock.procutil import free_port, port_open
+
 from .conftest import wait_until
 
 pytestmark = pytest.mark.integration
@@ -26,7 +29,10 @@ def child_named(up_pid: int, word: str) -> psutil.Process | None:
 
 
 def test_up_runs_lists_restarts_and_stops_cleanly(stack):
-    up = stack.datasock("up", "up", env={"DATASOCK_LOG_LEVEL": "warn"})
+    # no broker answers at this address, so `up` starts an embedded Mosquitto there
+    mqtt_port = free_port()
+    up = stack.datasock("up", "up", env={"DATASOCK_LOG_LEVEL": "warn",
+                                         "DATASOCK_MQTT_URL": f"mqtt://127.0.0.1:{mqtt_port}"})
     names = wait_until(lambda: stack.run_cli("nodes").returncode == 0 and
                        {"sim", "host", "archive"} <= stack.node_names(), 90, interval=1.0,
                        what="sim, host and archive listed")
@@ -43,6 +49,19 @@ def test_up_runs_lists_restarts_and_stops_cleanly(stack):
     assert all(0 < float(r[1]) < 20 for r in rows[1:])
     host_fields = stack.run_cli("fields", "host")
     assert host_fields.returncode == 0 and "memory_percent" in host_fields.stdout
+
+    # the MQTT adapter bridges live samples to the embedded broker (Node-RED's QoS 2)
+    assert "starting an embedded Mosquitto" in up.output()
+    collector = Collector(mqtt_port)
+    try:
+        collector.subscribe("datasock/sim/thermometer_4k", qos=2)
+        sample = json.loads(collector.wait_for(lambda m: True, timeout=60).payload)
+        assert 0 < sample["value"] < 20 and abs(sample["t"] - time.time()) < 30
+        collector.client.unsubscribe("datasock/sim/thermometer_4k")  # as Node-RED does on redeploy
+        collector.subscribe("datasock/sim/$state", qos=2)
+        assert collector.wait_for(lambda m: m.topic.endswith("$state"), timeout=10).payload == b"online"
+    finally:
+        collector.close()
 
     # a crashed child is restarted and comes back on its own
     sim = child_named(up.pid, "sim")
@@ -61,6 +80,7 @@ def test_up_runs_lists_restarts_and_stops_cleanly(stack):
     alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert alive == [], f"left running: {[c.cmdline() for c in alive]}"
 
+    assert not port_open("127.0.0.1", mqtt_port), "the embedded broker stopped with the stack"
     log = up.output()
     assert "Traceback" not in log, log
     assert "wss://127.0.0.1:" in log and "stopped" in log

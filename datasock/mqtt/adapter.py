@@ -1,0 +1,348 @@
+"""The MQTT adapter: a paho-mqtt client shell and a WAMP session shell around topics.py.
+
+Threads: paho runs its network loop in its own thread; incoming messages are
+parsed and stored there (ring buffers are thread-safe) and everything touching
+WAMP is handed to the reactor with ``callFromThread``. paho's ``publish`` is
+thread-safe, so the reactor publishes to MQTT directly.
+"""
+from __future__ import annotations
+
+import ssl
+import threading
+import time
+
+import paho.mqtt.client as paho
+import txaio
+from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import SubscribeOptions
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from twisted.internet import defer, reactor as _reactor, task, threads
+
+from .. import wire
+from ..client import call, component, credentials
+from ..datanodes import NodeRunner
+from ..errors import InvalidArgument
+from ..runtime import start_component
+from ..settings import Settings
+from . import topics
+from .config import MqttSettings
+from .feed import MqttFedNode
+from .record import Recorder
+from .topics import Malformed
+
+log = txaio.make_logger()
+
+#: how long the broker keeps our session (and queues QoS 1/2 messages for us) while we are away
+SESSION_EXPIRY = 3600
+STATS_INTERVAL = 5.0
+META_REFRESH_INTERVAL = 10.0
+#: messages paho queues while the broker is away; beyond that each refused one is counted and logged
+MAX_QUEUED = 1_000_000
+
+
+def make_client(mqtt: MqttSettings, client_id: str, will: bool = True) -> paho.Client:
+    """A paho client that reconnects by itself, keeps its broker session and never drops
+    a queued QoS 1/2 message on its side."""
+    v5 = mqtt.protocol == 5
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                         clean_session=None if v5 else False,
+                         protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311)
+    broker = mqtt.broker
+    if broker.username:
+        client.username_pw_set(broker.username, broker.password)
+    if broker.tls:
+        client.tls_set(ca_certs=mqtt.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+    client.reconnect_delay_set(min_delay=0.5, max_delay=5)
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(MAX_QUEUED)
+    if will:
+        client.will_set(topics.adapter_state_topic(mqtt.prefix), b"offline", qos=1, retain=True)
+    return client
+
+
+class Adapter:
+    """Bridges one WAMP realm and one MQTT broker.
+
+    ``bridge_out`` publishes live samples and node descriptions; ``rpc`` serves
+    RPC requests; the MQTT-fed node (always on) turns input messages into fields.
+    """
+
+    def __init__(self, settings: Settings, mqtt: MqttSettings, bridge_out: bool = True,
+                 rpc: bool = True, client_id: str | None = None, reactor=_reactor):
+        self.settings, self.mqtt = settings, mqtt
+        self.bridge_out, self.rpc = bridge_out, rpc
+        self.reactor = reactor
+        self.node = MqttFedNode(mqtt.node, mqtt.input, mqtt.capacity)
+        self.runner = NodeRunner(self.node, settings)
+        self.recorder = None
+        if mqtt.record:
+            self.recorder = Recorder(settings.home / "mqtt" / f"{mqtt.node}.jsonl", self.node)
+        self.client = make_client(mqtt, client_id or mqtt.client_id, will=bridge_out)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.session = None
+        self.stopping = False
+        self._refusals = 0
+        self.connected = threading.Event()
+        self.descriptions: dict[str, str] = {}   # node -> description, for nodes online
+        self.meta: dict[str, bytes] = {}         # node -> retained $meta payload
+        self.meta_fields: dict[str, set] = {}
+        self._meta_asked: dict[str, float] = {}
+        self._pending: list = []
+        self._pending_lock = threading.Lock()
+
+    # -- MQTT side (paho's thread) ------------------------------------------------------------
+    def start_mqtt(self) -> None:
+        broker = self.mqtt.broker
+        properties = None
+        kwargs = {}
+        if self.mqtt.protocol == 5:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = SESSION_EXPIRY
+            kwargs["clean_start"] = False
+        self.client.connect_async(broker.host, broker.port, keepalive=30, properties=properties,
+                                  **kwargs)
+        self.client.loop_start()  # retries the first connection and every later one
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            # a wrong password or client id: say so once, then now and then while retrying
+            self._refusals += 1
+            if self._refusals == 1 or self._refusals % 60 == 0:
+                log.error("MQTT broker {url} refused us: {reason} ({n} times; retrying)",
+                          url=self.mqtt.url.url, reason=str(reason_code), n=self._refusals)
+            return
+        self._refusals = 0
+        log.info("connected to MQTT broker {url}", url=self.mqtt.url.url)
+        # subscriptions are (re)made on every connection: a restarted broker may have forgotten them
+        wanted = [(pattern, 2) for pattern in self.mqtt.input]
+        if self.rpc:
+            wanted.append((topics.rpc_request_topic(self.mqtt.prefix), 2))
+        client.subscribe(wanted)
+        if self.bridge_out:
+            client.publish(topics.adapter_state_topic(self.mqtt.prefix), b"online", qos=1, retain=True)
+            self.reactor.callFromThread(self._republish_descriptions)
+        self.connected.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        was_connected = self.connected.is_set()
+        self.connected.clear()
+        if self.stopping or not was_connected:
+            return
+        log.warn("lost the MQTT broker {url} ({reason}); reconnecting", url=self.mqtt.url.url,
+                 reason=str(reason_code))
+
+    def _on_message(self, client, userdata, message):
+        # the broker gets its acknowledgement after this returns: store first, then ack
+        if self.rpc and message.topic == topics.rpc_request_topic(self.mqtt.prefix):
+            self.reactor.callFromThread(self._serve_rpc, message.payload, message.properties)
+            return
+        try:
+            samples = self.node.feed(message.topic, message.payload)
+        except Malformed as exc:
+            if exc.should_log:
+                log.warn("refused MQTT message on {topic} ({n} so far): {why}", topic=message.topic,
+                         n=self.node.counters.malformed, why=str(exc))
+            return
+        if self.recorder is not None:
+            try:
+                self.recorder.append(samples)
+            except OSError as exc:  # disk full or gone: keep serving from memory, say so
+                log.error("cannot record MQTT values in {path}: {exc}", path=str(self.recorder.path),
+                          exc=str(exc))
+        with self._pending_lock:
+            self._pending.extend(samples)
+            first = len(self._pending) == len(samples)
+        if first:
+            self.reactor.callFromThread(self._publish_fed)
+
+    def publish(self, topic: str, payload: bytes, qos: int | None = None, retain: bool = False,
+                properties=None) -> None:
+        info = self.client.publish(topic, payload, qos=self.mqtt.qos if qos is None else qos,
+                                   retain=retain, properties=properties)
+        if info.rc == paho.MQTT_ERR_QUEUE_SIZE:
+            counters = self.node.counters
+            counters.dropped += 1
+            if counters.dropped <= 10 or counters.dropped % 10000 == 0:
+                log.error("MQTT send queue full ({n} messages) while the broker is away: "
+                          "{dropped} messages dropped so far", n=MAX_QUEUED, dropped=counters.dropped)
+
+    # -- WAMP side (reactor thread) -----------------------------------------------------------
+    def _publish_fed(self) -> None:
+        """Send the fed samples collected since last time to WAMP live subscribers."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        by_field: dict[str, tuple[list, list]] = {}
+        for field, t, value in pending:
+            times, values = by_field.setdefault(field, ([], []))
+            times.append(t)
+            values.append(value)
+        for field, (times, values) in by_field.items():
+            self.runner.publish(field, times, {field: values})
+
+    @defer.inlineCallbacks
+    def on_join(self, session, details):
+        self.session = session
+        if self.bridge_out:
+            yield session.subscribe(self._on_samples, self.settings.uri("consumer..samples"),
+                                    options=SubscribeOptions(match="wildcard", details_arg="details"))
+            yield session.subscribe(self._on_node_added, self.settings.uri(wire.NODE_ADDED))
+            yield session.subscribe(self._on_node_subtracted, self.settings.uri(wire.NODE_SUBTRACTED))
+            try:
+                listing = yield call(session, self.settings, wire.GET_DATA_NODE)
+            except Exception as exc:  # no hub yet: node_added events will tell us instead
+                log.info("cannot list data nodes: {exc}", exc=str(exc))
+                listing = []
+            online = {entry["name"]: entry.get("description", "") for entry in listing}
+            for name in set(self.descriptions) - set(online):
+                self._node_offline(name)
+            for name, description in online.items():
+                self._node_online(name, description)
+
+    def on_leave(self, session, details):
+        self.session = None
+
+    def _on_node_added(self, entry, *args, **kwargs):
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            self._node_online(entry["name"], entry.get("description", ""))
+
+    def _on_node_subtracted(self, entry, *args, **kwargs):
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            self._node_offline(entry["name"])
+
+    def _node_online(self, name: str, description: str) -> None:
+        self.descriptions[name] = description
+        self.publish(topics.state_topic(self.mqtt.prefix, name), b"online", retain=True)
+        self._describe(name)
+
+    def _node_offline(self, name: str) -> None:
+        self.descriptions.pop(name, None)
+        self.publish(topics.state_topic(self.mqtt.prefix, name), b"offline", retain=True)
+
+    @defer.inlineCallbacks
+    def _describe(self, name: str):
+        """Fetch a node's fields and publish its retained ``$meta``."""
+        self._meta_asked[name] = time.monotonic()
+        if self.session is None:
+            return
+        try:
+            fields = yield call(self.session, self.settings, wire.node_procedure(name, "get_fields"),
+                                -86400, 0)
+        except Exception as exc:
+            log.info("cannot describe node {name}: {exc}", name=name, exc=str(exc))
+            return
+        payload = topics.meta_payload(name, self.descriptions.get(name, ""), fields)
+        self.meta[name] = payload
+        self.meta_fields[name] = set(fields[0]) if fields else set()
+        self.publish(topics.meta_topic(self.mqtt.prefix, name), payload, retain=True)
+
+    def _republish_descriptions(self) -> None:
+        """After a (re)connection to the broker: a broker without persistence forgot them."""
+        for name in list(self.descriptions):
+            self.publish(topics.state_topic(self.mqtt.prefix, name), b"online", retain=True)
+            if name in self.meta:
+                self.publish(topics.meta_topic(self.mqtt.prefix, name), self.meta[name], retain=True)
+
+    def _on_samples(self, event, details=None):
+        uri = getattr(details, "topic", None) or ""
+        name = topics.node_of_samples_topic(uri, self.settings.base_uri)
+        if name is None or name == self.node.name:
+            return  # the MQTT-fed node's values are on MQTT already
+        count = 0
+        try:
+            for topic, payload in topics.sample_messages(self.mqtt.prefix, name, event):
+                self.publish(topic, payload)
+                count += 1
+        except Malformed as exc:
+            log.warn("{why}", why=str(exc))
+            return
+        self.node.counters.published += count
+        data = event.get("data") or {}
+        if (not set(data) <= self.meta_fields.get(name, set())
+                and time.monotonic() - self._meta_asked.get(name, -1e9) > META_REFRESH_INTERVAL):
+            self._describe(name)
+
+    # -- RPC --------------------------------------------------------------------------------
+    @defer.inlineCallbacks
+    def _serve_rpc(self, payload: bytes, properties) -> None:
+        response_topic = getattr(properties, "ResponseTopic", None) if properties is not None else None
+        correlation = getattr(properties, "CorrelationData", None) if properties is not None else None
+        counters = self.node.counters
+        counters.rpc_calls += 1
+        request_id = topics.rpc_request_id(payload)
+        try:
+            request = topics.parse_rpc_request(payload, self.settings.base_uri, self.mqtt.rpc_allow)
+            if self.session is None:
+                raise InvalidArgument("datasock is not connected to its router; try again")
+            result = yield call(self.session, self.settings, request.procedure, *request.args,
+                                **request.kwargs)
+            reply = topics.rpc_result(request_id, wire.to_wire(result))
+        except ApplicationError as exc:
+            counters.rpc_errors += 1
+            reply = topics.rpc_error(request_id, exc.error_message())
+        except Exception as exc:  # a bad request or a timeout: the caller hears why
+            counters.rpc_errors += 1
+            reply = topics.rpc_error(request_id, str(exc))
+        if response_topic:
+            props = Properties(PacketTypes.PUBLISH)
+            if correlation is not None:
+                props.CorrelationData = correlation
+            self.publish(response_topic, reply, qos=1, properties=props)
+        elif request_id is not None:
+            self.publish(topics.rpc_response_topic(self.mqtt.prefix, request_id), reply, qos=1)
+        else:
+            log.warn("RPC request without 'id' or response topic: the reply has nowhere to go")
+
+    # -- life ---------------------------------------------------------------------------------
+    def publish_stats(self) -> None:
+        self.publish(topics.adapter_stats_topic(self.mqtt.prefix),
+                     topics.dumps({**self.node.counters.as_dict(), "t": time.time(),
+                                   "mqtt_connected": self.connected.is_set(),
+                                   "wamp_connected": self.session is not None,
+                                   "fields": len(self.node.field_names())}),
+                     qos=0, retain=True)
+
+    def stop_mqtt(self) -> defer.Deferred:
+        """Say we are going (a clean disconnect suppresses the will), then disconnect."""
+        self.stopping = True
+        if self.bridge_out and self.connected.is_set():
+            for name in list(self.descriptions):
+                self.publish(topics.state_topic(self.mqtt.prefix, name), b"offline", retain=True)
+            info = self.client.publish(topics.adapter_state_topic(self.mqtt.prefix), b"offline",
+                                       qos=1, retain=True)
+        else:
+            info = None
+
+        def stop():
+            if info is not None:
+                try:
+                    info.wait_for_publish(timeout=2)
+                except (RuntimeError, ValueError):
+                    pass
+            self.client.disconnect()
+            self.client.loop_stop()
+        return threads.deferToThread(stop)
+
+    def start(self) -> defer.Deferred:
+        """Run until the reactor stops; fires when both WAMP sessions are done."""
+        # credentials first: a missing state directory is an error before anything starts
+        consumer = credentials(self.settings, "consumer") if self.bridge_out or self.rpc else None
+        credentials(self.settings, "datanode")
+        if self.recorder is not None:
+            restored = self.recorder.restore()
+            log.info("restored {n} recorded values of node {node}", n=restored, node=self.node.name)
+            self.reactor.addSystemEventTrigger("after", "shutdown", self.recorder.close)
+        self.start_mqtt()
+        self.reactor.addSystemEventTrigger("before", "shutdown", self.stop_mqtt)
+        if self.bridge_out:  # one adapter per broker owns datasock/$adapter/*
+            task.LoopingCall(self.publish_stats).start(STATS_INTERVAL, now=False)
+        done = [self.runner.start()]
+        if consumer is not None:
+            comp = component(self.settings, consumer)
+            comp.on("join", self.on_join)
+            comp.on("leave", self.on_leave)
+            done.append(start_component(self.reactor, comp))
+        return defer.DeferredList(done)

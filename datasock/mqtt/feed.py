@@ -1,0 +1,120 @@
+"""The MQTT-fed data node: fields made of MQTT messages, served like any node's.
+
+Each field has its own timeline and a bounded ring buffer. Messages are parsed
+and stored on the MQTT client's thread (the buffers are thread-safe); queries
+read them from the SDK's thread pool.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Sequence
+
+import numpy as np
+
+from ..datanodes import DataNodeServer, Field, Samples
+from ..errors import InvalidArgument
+from ..ringbuffer import RingBuffer
+from .topics import Counters, Malformed, field_name, filter_matches, input_field, parse_payload
+
+#: fields one MQTT-fed node may hold; beyond that new topics are refused (a runaway
+#: publisher must not exhaust memory)
+MAX_FIELDS = 10000
+
+
+class MqttFedNode(DataNodeServer):
+    description = "fields fed over MQTT"
+
+    def __init__(self, name: str, patterns: Sequence[str], capacity: int, clock=time.time):
+        self.name = name
+        self.patterns = tuple(patterns)
+        self.capacity = capacity
+        self.clock = clock
+        self.counters = Counters()
+        self._buffers: dict[str, RingBuffer] = {}
+        self._lock = threading.Lock()
+
+    def field_of(self, topic: str) -> str | None:
+        """The field ``topic`` feeds, or None when no input pattern matches it."""
+        for pattern in self.patterns:
+            if filter_matches(pattern, topic):
+                return input_field(pattern, topic)
+        return None
+
+    def feed(self, topic: str, payload: bytes) -> list[tuple[str, float, float]]:
+        """Store one message; returns the ``(field, t, value)`` stored.
+
+        Raises :class:`Malformed` (already counted; its ``should_log`` says whether to
+        log it) when nothing could be stored.
+        """
+        try:
+            field = self.field_of(topic)
+            if field is None:
+                raise Malformed(f"topic {topic!r} matches no input pattern")
+            samples = parse_payload(field, payload, self.clock())
+            for name, t, value in samples:
+                self._buffer(name).append(t, {name: value})
+        except InvalidArgument as exc:
+            refused = Malformed(str(exc))
+            refused.should_log = self.counters.refuse()
+            raise refused from None
+        self.counters.accepted += 1
+        return samples
+
+    def _buffer(self, name: str) -> RingBuffer:
+        with self._lock:
+            buffer = self._buffers.get(name)
+            if buffer is None:
+                if len(self._buffers) >= MAX_FIELDS:
+                    raise Malformed(f"the node already holds {MAX_FIELDS} fields; {name!r} refused")
+                buffer = self._buffers[name] = RingBuffer(self.capacity, [name])
+            return buffer
+
+    def restore(self, name: str, t: float, value: float) -> None:
+        """Put back one recorded value (InvalidArgument if it cannot be stored)."""
+        self._buffer(field_name(name)).append(t, {field_name(name): value})
+
+    def stored(self) -> int:
+        """How many values the buffers hold in all."""
+        with self._lock:
+            buffers = list(self._buffers.values())
+        return sum(len(b) for b in buffers)
+
+    def contents(self):
+        """Every stored ``(field, t, value)``, field by field in time order."""
+        with self._lock:
+            buffers = dict(self._buffers)
+        for name, buffer in sorted(buffers.items()):
+            t, data = buffer.slice(float("-inf"), float("inf"))
+            yield from zip([name] * len(t), t.tolist(), data[name].tolist())
+
+    def field_names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._buffers)
+
+    # -- DataNodeServer ---------------------------------------------------------------------
+    def get_fields(self, start, end):
+        with self._lock:
+            buffers = dict(self._buffers)
+        out = []
+        for name, buffer in sorted(buffers.items()):
+            first, last = buffer.first_time, buffer.last_time
+            if first is None or last < start or first >= end:
+                continue
+            out.append(Field(name, name, description="fed over MQTT"))
+        return out
+
+    def get_data(self, fields, start, end):
+        with self._lock:
+            buffers = {name: self._buffers[name] for name in fields if name in self._buffers}
+        out = {}
+        for name, buffer in buffers.items():
+            t, data = buffer.slice(start, end)
+            out[name] = Samples(t, data, finalized_until=buffer.last_time)
+        return out
+
+    def latest(self, name: str) -> tuple[float, float] | None:
+        with self._lock:
+            buffer = self._buffers.get(name)
+        found = buffer.latest() if buffer is not None else None
+        return None if found is None else (found[0], float(np.float64(found[1][name])))
