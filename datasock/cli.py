@@ -55,11 +55,13 @@ def cmd_node(args) -> int:
 def stack_children(settings) -> tuple[list, list[str]]:
     """The processes ``datasock up`` runs, in start order, and what to tell the user about them."""
     from .archive import describe_index, load_config as load_archive_config
+    from .http_bridge import config as http_config
     from .mqtt import broker as mqtt_broker, config as mqtt_config
     from .procutil import port_open
     from .supervisor import Child
 
     me = [sys.executable, "-m", "datasock"]
+    http = http_config.load(settings.home)
     mqtt_children, mqtt_lines = mqtt_broker.up_children(settings, mqtt_config.load())
     children = [
         Child("router", me + ["router"],
@@ -70,12 +72,14 @@ def stack_children(settings) -> tuple[list, list[str]]:
         Child("host", me + ["node", "host"]),
         Child("archive-scan", me + ["scan", "--write-sample"]),
         Child("archive", me + ["node", "archive"]),
+        Child("http", me + ["http"], ready=lambda: port_open(http.listen, http.port)),
     ]
     lines = [
         f"state directory {settings.home}",
         f"router  {settings.router_url}  (WAMP-CRA over TLS; secrets in {settings.home}/secrets.json)",
         f"OCS     {settings.ocs_url}  (anonymous, {settings.ocs_root}.* only)",
         f"archive {describe_index(load_archive_config())}",
+        f"grafana {http.base_url}  (Grafana JSON data source, REST under /api; auth: {http.auth})",
         *mqtt_lines,
     ]
     return children, lines
@@ -89,6 +93,12 @@ def cmd_up(args) -> int:
     for line in lines:
         sup.say(line)
     return sup.run()
+
+
+def cmd_http(args) -> int:
+    from .http_bridge import main as http_main
+
+    return http_main([])
 
 
 def cmd_mqtt(args) -> int:
@@ -238,6 +248,8 @@ def parser() -> argparse.ArgumentParser:
     node = sub.add_parser("node", help="run a built-in data node")
     node.add_argument("kind", choices=["sim", "host", "archive", "mqtt"])
     node.set_defaults(func=cmd_node)
+    sub.add_parser("http", help="run the HTTP bridge (Grafana JSON data source, REST API)"
+                   ).set_defaults(func=cmd_http)
     sub.add_parser("mqtt", help="MQTT adapter: live data out, MQTT values in as fields, RPC"
                    ).set_defaults(func=cmd_mqtt)
     scan = sub.add_parser("scan", help="index the so3g HK files of DATA_DIRECTORY (archive)")

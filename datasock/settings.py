@@ -27,14 +27,14 @@ class Setting:
     parse: Callable[[str], object] = str
 
 
-def _port(text: str) -> int:
+def parse_port(text: str) -> int:
     port = int(text)
     if not 0 < port < 65536:
         raise ValueError(f"{port} is not a TCP port")
     return port
 
 
-def _positive_float(text: str) -> float:
+def parse_positive_float(text: str) -> float:
     value = float(text)
     if not 0 < value < float("inf"):
         raise ValueError(f"{value} is not a finite number > 0")
@@ -65,9 +65,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Interface the router's anonymous OCS port listens on (separate, so exposing "
             "the TLS port never exposes it)."),
     Setting("CROSSBAR_TLS_PORT", "tls_port", "8080",
-            "Router TLS WebSocket port (path /ws, WAMP-CRA).", _port),
+            "Router TLS WebSocket port (path /ws, WAMP-CRA).", parse_port),
     Setting("CROSSBAR_OCS_PORT", "ocs_port", "8001",
-            "Router anonymous port for OCS (confined to DATASOCK_OCS_ROOT).", _port),
+            "Router anonymous port for OCS (confined to DATASOCK_OCS_ROOT).", parse_port),
     Setting("DATASOCK_REALM", "realm", "test_realm", "WAMP realm (sisock's default)."),
     Setting("DATASOCK_BASE_URI", "base_uri", "org.simonsobservatory",
             "Prefix of every datasock URI (sisock's default).", _uri_prefix),
@@ -76,7 +76,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DATASOCK_MAX_MESSAGE_SIZE", "max_message_size", str(64 * MIB),
             "Largest WAMP message, bytes, on router and clients (1 MiB to 64 MiB).", _message_size),
     Setting("DATASOCK_CALL_TIMEOUT", "call_timeout", "30",
-            "Seconds a datasock client waits for any WAMP call before giving up.", _positive_float),
+            "Seconds a datasock client waits for any WAMP call before giving up.", parse_positive_float),
     Setting("DATASOCK_LOG_LEVEL", "log_level", "warn",
             "Log level of datasock processes (debug, info, warn, error)."),
     Setting("WAMP_USER", "wamp_user", None,

@@ -33,6 +33,7 @@ SETTINGS_TABLES = {
     "settings": "datasock.settings",
     "archive_settings": "datasock.archive",
     "mqtt_settings": "datasock.mqtt",
+    "http_settings": "datasock.http_bridge",
 }
 for _name, _module in SETTINGS_TABLES.items():
     _write_if_changed(DOCS / "_generated" / f"{_name}.rst",

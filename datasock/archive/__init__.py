@@ -19,7 +19,7 @@ from ..settings import Setting, parse_settings
 
 
 def _seconds(text: str) -> float:
-    return settings_mod._positive_float(text)
+    return settings_mod.parse_positive_float(text)
 
 
 def _megabytes(text: str) -> int:

@@ -4,11 +4,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import datetime, timedelta, timezone
 import signal
 import time
 
 import psutil
 import pytest
+import requests
 
 from datasock.mqtt.testing import Collector
 from datasock.procutil import free_port, port_open
@@ -30,9 +32,10 @@ def child_named(up_pid: int, word: str) -> psutil.Process | None:
 
 def test_up_runs_lists_restarts_and_stops_cleanly(stack):
     # no broker answers at this address, so `up` starts an embedded Mosquitto there
-    mqtt_port = free_port()
+    mqtt_port, http_port = free_port(), free_port()
     up = stack.datasock("up", "up", env={"DATASOCK_LOG_LEVEL": "warn",
-                                         "DATASOCK_MQTT_URL": f"mqtt://127.0.0.1:{mqtt_port}"})
+                                         "DATASOCK_MQTT_URL": f"mqtt://127.0.0.1:{mqtt_port}",
+                                         "DATASOCK_HTTP_PORT": str(http_port)})
     names = wait_until(lambda: stack.run_cli("nodes").returncode == 0 and
                        {"sim", "host", "archive"} <= stack.node_names(), 90, interval=1.0,
                        what="sim, host and archive listed")
@@ -49,6 +52,21 @@ def test_up_runs_lists_restarts_and_stops_cleanly(stack):
     assert all(0 < float(r[1]) < 20 for r in rows[1:])
     host_fields = stack.run_cli("fields", "host")
     assert host_fields.returncode == 0 and "memory_percent" in host_fields.stdout
+
+    # a Grafana JSON data source pointed at the bridge lists the sim fields and draws one
+    grafana = f"http://127.0.0.1:{http_port}"
+    assert requests.get(grafana + "/", timeout=30).status_code == 200
+    names = wait_until(lambda: [m["value"] for m in requests.post(
+        grafana + "/metrics", json={"metric": "sim::thermo"}, timeout=30).json()], 30, what="sim fields")
+    assert "sim::thermometer_4k" in names
+    now = datetime.now(timezone.utc)
+    query = {"range": {"from": (now - timedelta(minutes=5)).isoformat(timespec="milliseconds"),
+                       "to": now.isoformat(timespec="milliseconds")},
+             "intervalMs": 1000, "maxDataPoints": 100,
+             "targets": [{"refId": "A", "target": "sim::thermometer_4k", "payload": {}}]}
+    series = requests.post(grafana + "/query", json=query, timeout=30).json()
+    assert series[0]["target"] == "sim::thermometer_4k" and len(series[0]["datapoints"]) >= 2
+    assert all(0 < value < 20 for value, _ in series[0]["datapoints"])
 
     # the MQTT adapter bridges live samples to the embedded broker (Node-RED's QoS 2)
     assert "starting an embedded Mosquitto" in up.output()

@@ -10,7 +10,7 @@ import pytest
 
 #: page -> module whose SETTINGS the page must list
 SETTINGS_PAGES = {"configuration": "datasock.settings", "archive": "datasock.archive",
-                  "nodered": "datasock.mqtt"}
+                  "nodered": "datasock.mqtt", "http": "datasock.http_bridge"}
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -35,7 +35,7 @@ def built_docs(tmp_path_factory) -> Path:
 
 def test_docs_build_without_warnings(built_docs):
     for page in ("index", "concepts", "quickstart", "configuration", "security", "datanode", "cli",
-                 "sisock", "archive", "nodered"):
+                 "sisock", "archive", "nodered", "http", "grafana"):
         assert (built_docs / f"{page}.html").is_file(), page
 
 

@@ -1,0 +1,341 @@
+"""The HTTP bridge against a real router, hub and nodes, spoken to as Grafana does."""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import requests
+
+from .conftest import start_test_node, wait_until
+from .http_helpers import grafana_query, start_bridge, start_http_node
+from .http_nodes import FIELDS, SPIKE_AT, mode_of, values
+
+pytestmark = pytest.mark.integration
+
+DAY_START, DAY_END = "2023-11-14T12:00:00.000Z", "2023-11-15T12:00:00.000Z"  # holds SPIKE_AT
+T_DAY = 1699963200.0
+
+
+@pytest.fixture(scope="module")
+def bridge(shared_stack):
+    start_http_node(shared_stack, "wide")
+    start_test_node(shared_stack, "ramp")
+    b = start_bridge(shared_stack)
+    wait_until(lambda: {"wide::f0", "ramp::ramp"} <= set(b.targets()), 30, what="fields listed")
+    return b
+
+
+def query(bridge, *targets, **kwargs):
+    r = bridge.post("/query", grafana_query(list(targets), **kwargs))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def by_target(answer):
+    return {s.get("target") or s.get("name"): s for s in answer}
+
+
+# -- Grafana JSON (simpod) ---------------------------------------------------------------------
+def test_health_reports_nodes_and_fields(bridge):
+    r = bridge.get("/")
+    assert r.status_code == 200
+    assert r.json()["status"] == "ok" and r.json()["fields"] >= 14
+
+
+def test_metrics_lists_filters_and_offers_payload_options(bridge):
+    everything = bridge.post("/metrics", {}).json()
+    names = [m["value"] for m in everything]
+    assert {f"wide::{f}" for f in FIELDS} | {"wide::mode", "ramp::ramp"} <= set(names)
+    assert all(m["label"] == m["value"] and m["value"] for m in everything)
+    assert [p["name"] for p in everything[0]["payloads"]] == ["mode", "format"]
+    typed = bridge.post("/metrics", {"metric": "WIDE::F1", "payload": {}}).json()
+    assert [m["value"] for m in typed] == ["wide::f1"]
+    globbed = [m["value"] for m in bridge.post("/metrics", {"metric": "wide::f[0-2]"}).json()]
+    assert globbed == ["wide::f[0-2]", "wide::f0", "wide::f1", "wide::f2"]
+    options = bridge.post("/metric-payload-options",
+                          {"metric": "wide::f1", "payload": {}, "name": "mode"}).json()
+    assert [o["value"] for o in options] == ["min-max", "mean", "raw"]
+
+
+def test_query_timeseries_exact_values_and_times(bridge):
+    # 10 s with milliseconds and a time zone: [start, end) in seconds
+    answer = query(bridge, "wide::f3", start="2023-11-15T01:00:00.500+01:00",
+                   end="2023-11-15T01:00:10.500+01:00")
+    assert len(answer) == 1
+    series = answer[0]
+    assert series["target"] == "wide::f3" and series["refId"] == "A"
+    t = np.arange(1700006401.0, 1700006411.0)
+    assert [p[1] for p in series["datapoints"]] == list(t * 1000)
+    assert [p[0] for p in series["datapoints"]] == pytest.approx(values(3, t).tolist(), rel=1e-12)
+
+
+def test_spike_survives_max_data_points_500(bridge):
+    answer = query(bridge, "wide::f0", start=DAY_START, end=DAY_END, maxDataPoints=500, intervalMs=60000)
+    points = answer[0]["datapoints"]
+    assert 250 <= len(points) <= 520
+    top = max(points)
+    assert top == [1e6, SPIKE_AT * 1000]
+
+
+def test_one_day_ten_fields_downsampled_with_extremes(bridge):
+    answer = query(bridge, "wide::*", start=DAY_START, end=DAY_END, maxDataPoints=1000)
+    numeric = [s for s in answer if "datapoints" in s]
+    assert sorted(s["target"] for s in numeric) == sorted(f"wide::{f}" for f in FIELDS)
+    t = np.arange(T_DAY, T_DAY + 86400)
+    for s in numeric:
+        i = int(s["target"].split("::f")[1])
+        got = np.array([p[0] for p in s["datapoints"]])
+        assert 500 <= len(got) <= 1050
+        assert got.min() == values(i, t).min() and got.max() == values(i, t).max()
+    # the glob also matched the string and bool fields: data frames
+    frames = {s["name"]: s for s in answer if "fields" in s}
+    assert set(frames) == {"wide::mode", "wide::output"}
+
+
+def test_raw_and_mean_modes(bridge):
+    raw = query(bridge, {"target": "wide::f2", "payload": {"mode": "raw"}},
+                start="2023-11-14T12:00:00Z", end="2023-11-14T13:00:00Z", maxDataPoints=100)
+    assert len(raw[0]["datapoints"]) == 3600
+    mean = query(bridge, {"target": "wide::f2", "payload": '{"mode": "mean"}'},
+                 start="2023-11-14T12:00:00Z", end="2023-11-14T13:00:00Z", maxDataPoints=60, intervalMs=1)
+    points = mean[0]["datapoints"]
+    assert len(points) == 60
+    t = np.arange(T_DAY, T_DAY + 3600)
+    expected = values(2, t).reshape(60, 60).mean(axis=1)
+    assert [p[0] for p in points] == pytest.approx(expected.tolist(), rel=1e-12)
+    assert [p[1] for p in points] == list(t[::60] * 1000)
+
+
+def test_string_and_bool_fields_come_back_as_data_frames(bridge):
+    answer = by_target(query(bridge, "wide::mode", "wide::output", start="2023-11-14T12:00:00Z",
+                             end="2023-11-14T12:01:00Z"))
+    t = np.arange(T_DAY, T_DAY + 60, 10.0)
+    mode = answer["wide::mode"]
+    assert mode["refId"] == "A"
+    assert mode["fields"][0]["values"] == list(t * 1000)
+    assert mode["fields"][1] == {"name": "wide::mode", "type": "string", "values": list(mode_of(t)),
+                                 "config": {"displayName": "wide::mode"}}
+    output = answer["wide::output"]["fields"][1]
+    assert output["type"] == "boolean" and output["values"] == [True, False] * 3
+
+
+def test_table_format_simpod_payload_and_legacy_type(bridge):
+    for target in ({"target": "wide::f4", "payload": {"format": "table"}},
+                   {"target": "wide::f4", "type": "table"}):
+        table = query(bridge, target, start="2023-11-14T12:00:00Z", end="2023-11-14T12:00:03Z")[0]
+        assert table["type"] == "table"
+        assert table["columns"] == [{"text": "Time", "type": "time"}, {"text": "wide::f4", "type": "number"}]
+        t = np.arange(T_DAY, T_DAY + 3)
+        assert table["rows"] == [[ms, v] for ms, v in zip(t * 1000, values(4, t))]
+
+
+def test_ad_hoc_filters_restrict_globs(bridge):
+    kelvin = query(bridge, "wide::*", start="2023-11-14T12:00:00Z", end="2023-11-14T12:00:05Z",
+                   filters=[{"key": "units", "operator": "=", "value": "K", "condition": ""}])
+    assert sorted(s["target"] for s in kelvin) == ["wide::f0", "wide::f1", "wide::f2", "wide::f3"]
+    legacy = query(bridge, "*::*", start="2023-11-14T12:00:00Z", end="2023-11-14T12:00:05Z",
+                   filters=[], adhocFilters=[{"key": "node", "operator": "=", "value": "ramp"},
+                                             {"key": "type", "operator": "!=", "value": "string"}])
+    assert [s["target"] for s in legacy] == ["ramp::ramp"]
+
+
+def test_hidden_targets_are_skipped(bridge):
+    answer = query(bridge, {"target": "wide::f1", "hide": True}, "wide::f2")
+    assert [s["target"] for s in answer] == ["wide::f2"]
+
+
+def test_variable_tag_keys_and_values(bridge):
+    nodes = bridge.post("/variable", {"payload": {"target": "nodes"},
+                                      "range": GRANGE}).json()
+    assert {"__text": "wide", "__value": "wide"} in nodes and {"__text": "ramp", "__value": "ramp"} in nodes
+    fields = [v["__value"] for v in bridge.post("/variable", {"payload": {"target": "wide"}}).json()]
+    assert set(fields) == set(FIELDS) | {"mode", "output"}
+    globbed = [v["__value"] for v in bridge.post("/variable", {"payload": {"target": "*::ramp"}}).json()]
+    assert globbed == ["ramp::ramp"]
+    keys = bridge.post("/tag-keys", {}).json()
+    assert {"type": "string", "text": "units"} in keys
+    units = [v["text"] for v in bridge.post("/tag-values", {"key": "units"}).json()]
+    assert {"K", "mbar", "V", "s"} <= set(units) and "" not in units
+
+
+GRANGE = {"from": "2023-11-14T12:00:00.000Z", "to": "2023-11-14T13:00:00.000Z",
+          "raw": {"from": "now-1h", "to": "now"}}
+
+
+# -- legacy SimpleJSON -------------------------------------------------------------------------
+def test_legacy_search_and_annotations(bridge):
+    assert bridge.post("/search", {"target": "ramp"}).json() == ["ramp::label", "ramp::ramp"]
+    assert "wide::f9" in bridge.post("/search", {"target": ""}).json()
+    notes = bridge.post("/annotations", {"range": {"from": "2023-11-14T12:00:00Z", "to": "2023-11-14T12:00:35Z"},
+                                         "annotation": {"name": "modes", "enable": True,
+                                                        "query": "wide::mode"}}).json()
+    modes = mode_of(np.arange(T_DAY, T_DAY + 40, 10.0))
+    assert [(n["time"], n["text"]) for n in notes] == [
+        (int((T_DAY + 10 * i) * 1000), f"{modes[i - 1]} -> {modes[i]}") for i in (1, 2, 3)]
+    assert notes[0]["tags"] == ["wide", "mode"]
+
+
+def test_annotations_through_query(bridge):
+    """simpod sends annotation queries to /query; Grafana maps the frame's fields."""
+    frame = query(bridge, {"target": "wide::mode", "payload": {"format": "annotations"}},
+                  start="2023-11-14T12:00:00Z", end="2023-11-14T12:00:35Z", maxDataPoints=1)[0]
+    fields = {f["name"]: f["values"] for f in frame["fields"]}
+    modes = mode_of(np.arange(T_DAY, T_DAY + 40, 10.0))
+    assert fields["time"] == [int((T_DAY + 10 * i) * 1000) for i in (1, 2, 3)]
+    assert fields["text"] == [f"{modes[i - 1]} -> {modes[i]}" for i in (1, 2, 3)]
+    assert fields["tags"] == [["wide", "mode"]] * 3
+
+
+def test_preflight_is_answered(bridge):
+    r = bridge.http.options(bridge.url + "/query", timeout=10,
+                            headers={"Origin": "http://grafana.example", "Access-Control-Request-Method": "POST"})
+    assert r.status_code == 204
+
+
+# -- errors ------------------------------------------------------------------------------------
+BAD_REQUESTS = [
+    ("/query", b"{not json", "bad_json"),
+    ("/query", b"[1, 2]", "bad_json"),
+    ("/query", b"", "bad_json"),
+    ("/query", b'{"targets": []}', "missing_key"),
+    ("/query", b'{"range": {"from": "2023-11-14T12:00:00Z"}, "targets": []}', "missing_key"),
+    ("/query", b'{"range": {"from": "yesterday", "to": "now"}, "targets": []}', "bad_time"),
+    ("/query", b'{"range": {"from": "2023-11-15T00:00:00Z", "to": "2023-11-14T00:00:00Z"}, "targets": []}',
+     "bad_time"),
+    ("/query", b'{"range": {"from": "now-1h", "to": "now"}}', "missing_key"),
+    ("/query", b'{"range": {"from": "now-1h", "to": "now"}, "targets": "wide::f1"}', "bad_request"),
+    ("/query", b'{"range": {"from": "now-1h", "to": "now"}, "targets": [{"refId": "A"}]}', "missing_key"),
+    ("/query", b'{"range": {"from": "now-1h", "to": "now"}, "targets": [{"target": "f1"}]}', "bad_target"),
+    ("/query", b'{"range": {"from": "now-1h", "to": "now"}, "targets": [{"target": 7}]}', "bad_target"),
+    ("/query", b'{"range": {"from": "now-1h", "to": "now"}, "maxDataPoints": -5, "targets": []}',
+     "bad_request"),
+    ("/query", b'{"range": {"from": "now-1h", "to": "now"}, "targets": '
+               b'[{"target": "wide::f1", "payload": {"mode": "median"}}]}', "bad_request"),
+    ("/query", b'{"range": {"from": "now-1h", "to": "now"}, "targets": [], '
+               b'"filters": [{"key": "node", "operator": "=~", "value": "("}]}', "bad_request"),
+    ("/query", b'{"range": {"from": "now-1h", "to": "now"}, "targets": [], '
+               b'"filters": [{"key": "colour", "operator": "=", "value": "red"}]}', "bad_request"),
+    ("/metric-payload-options", b'{"metric": "wide::f1"}', "missing_key"),
+    ("/metric-payload-options", b'{"metric": "wide::f1", "name": "speed"}', "bad_request"),
+    ("/tag-values", b'{}', "missing_key"),
+    ("/tag-values", b'{"key": "colour"}', "bad_request"),
+    ("/annotations", b'{"range": {"from": "now-1h", "to": "now"}}', "bad_request"),
+    ("/metrics", b'{"metric": 5}', "bad_request"),
+]
+
+
+@pytest.mark.parametrize("path,body,code", BAD_REQUESTS)
+def test_bad_input_gets_400_with_a_message(bridge, path, body, code):
+    r = bridge.post(path, data=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["code"] == code and error["message"]
+    assert bridge.get("/").status_code == 200
+
+
+def test_rest_bad_input_and_limits(bridge):
+    for params, status in [({}, 400), ({"node": "wide"}, 400),
+                           ({"node": "wide", "field": "f1", "from": "soon"}, 400),
+                           ({"node": "wide", "field": "f1", "format": "xml"}, 400),
+                           ({"node": "wide", "field": "f1", "max_points": "lots"}, 400)]:
+        r = bridge.get("/api/data", params=params)
+        assert r.status_code == status and r.json()["error"]["message"], (params, r.text)
+    assert bridge.get("/api/fields", params={"node": "nosuch"}).status_code == 404
+    big = bridge.post("/query", data=b"{" + b" " * (2 * 1024 * 1024) + b"}")
+    assert big.status_code == 413 and big.json()["error"]["code"] == "body_too_large"
+    assert bridge.get("/nowhere").json()["error"]["code"] == "not_found"
+    assert bridge.get("/").status_code == 200
+
+
+# -- concurrency, failures, freshness ----------------------------------------------------------
+def test_twenty_concurrent_queries(bridge):
+    def one(i):
+        start = T_DAY + i * 3600
+        body = grafana_query([f"wide::f{i % 10}"])
+        body["range"]["from"], body["range"]["to"] = str(start), str(start + 60)
+        body["intervalMs"] = 60
+        r = requests.post(bridge.url + "/query", json=body, timeout=60)
+        return i, start, r.status_code, r.json()
+
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(one, range(20)))
+    for i, start, status, answer in results:
+        assert status == 200
+        t = np.arange(start, start + 60)
+        assert [p[0] for p in answer[0]["datapoints"]] == pytest.approx(values(i % 10, t).tolist(), rel=1e-12)
+
+
+def test_dead_node_fails_alone(bridge, shared_stack):
+    doomed = start_test_node(shared_stack, "doomed")
+    wait_until(lambda: "doomed::ramp" in bridge.targets(), 30, what="doomed listed")
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.wait(10)
+    r = bridge.post("/query", grafana_query(["doomed::ramp", "wide::f1"], start="2023-11-14T12:00:00Z",
+                                            end="2023-11-14T12:00:10Z"))
+    assert r.status_code == 200 and r.headers["X-Datasock-Errors"] == "1"
+    dead, alive = r.json()
+    # "not running" once the router has seen the session go; a cancelled call before that
+    assert dead["refId"] == "A" and dead["fields"] == []
+    assert dead["meta"]["notices"][0]["text"].startswith("doomed::ramp: ")
+    assert len(alive["datapoints"]) == 10 and alive["refId"] == "B"
+    # the hub saw the session go: the field list forgets the node without any request
+    wait_until(lambda: "doomed::ramp" not in bridge.targets(), 30, what="doomed forgotten")
+
+
+def test_a_slow_node_never_holds_up_the_field_list(bridge, shared_stack):
+    sluggish = start_http_node(shared_stack, "sluggish", kind="slow")  # get_fields takes 20 s
+    wait_until(lambda: "sluggish" in shared_stack.node_names(), 30, what="sluggish registered")
+    began = time.monotonic()
+    for _ in range(5):
+        assert "wide::f1" in bridge.targets()
+        assert bridge.post("/search", {"target": "f2"}).json() == ["wide::f2"]
+    assert time.monotonic() - began < 10  # a bound against waiting on the node, not a speed figure
+    # its data is served all the same (a plain target needs no field list)
+    answer = query(bridge, "sluggish::f2", start="2023-11-14T12:00:00Z", end="2023-11-14T12:00:05Z")
+    assert len(answer[0]["datapoints"]) == 5
+    sluggish.stop(signal.SIGKILL)  # its sleeping get_fields would delay a clean exit
+
+
+def test_field_list_follows_nodes_joining(bridge, shared_stack):
+    late = start_http_node(shared_stack, "late")
+    wait_until(lambda: "late::f5" in bridge.targets(), 30, what="late listed from the hub's event")
+    late.stop()
+    wait_until(lambda: "late::f5" not in bridge.targets(), 30, what="late forgotten")
+
+
+# -- REST and HTTP details ---------------------------------------------------------------------
+def test_rest_nodes_fields_and_data(bridge):
+    nodes = {n["name"]: n for n in bridge.get("/api/nodes").json()}
+    assert nodes["wide"] == {"name": "wide", "description": "ten 1 Hz fields, a string and a bool", "fields": 12}
+    fields = bridge.get("/api/fields", params={"node": "wide"}).json()
+    assert {"node": "wide", "field": "f4", "target": "wide::f4", "units": "mbar", "type": "number",
+            "description": "field 4", "timeline": "one_hz"} in fields
+    rows = bridge.get("/api/data", params={"node": "wide", "field": ["f1", "mode"],
+                                           "from": "2023-11-14T12:00:00Z", "to": "2023-11-14T12:00:20Z"}).json()
+    assert len(rows) == 20
+    assert rows[10] == {"time": int((T_DAY + 10) * 1000), "f1": values(1, np.array([T_DAY + 10]))[0], "mode": "CC"}
+    assert rows[1]["mode"] is None
+    text = bridge.get("/api/data", params={"node": "wide", "field": "f1,f2", "from": str(T_DAY),
+                                           "to": str(T_DAY + 5), "format": "csv"}).text
+    table = list(csv.reader(io.StringIO(text)))
+    assert table[0] == ["time", "f1", "f2"] and len(table) == 6
+    assert table[1][0] == "2023-11-14T12:00:00.000Z" and float(table[1][2]) == values(2, np.array([T_DAY]))[0]
+    few = bridge.get("/api/data", params={"node": "wide", "field": "f0", "from": DAY_START, "to": DAY_END,
+                                          "max_points": "400"}).json()
+    assert len(few) <= 420 and max(r["f0"] for r in few) == 1e6
+
+
+def test_gzip_when_accepted(bridge):
+    body = grafana_query(["wide::f1"], start="2023-11-14T12:00:00Z", end="2023-11-14T13:00:00Z")
+    plain = bridge.post("/query", body, headers={"Accept-Encoding": "identity"})
+    zipped = bridge.post("/query", body, headers={"Accept-Encoding": "gzip"}, stream=True)
+    assert "Content-Encoding" not in plain.headers
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(zipped.raw.read()) == plain.content
