@@ -26,8 +26,9 @@ from .query import Fetch
 
 log = txaio.make_logger()
 
-#: get_fields covers this much history (fields with data in the last week)
-FIELDS_WINDOW = 7 * 86400.0
+#: get_fields covers the whole history (Unix time 1 to now): an archive's picker must
+#: offer fields of years ago too, and nodes answer get_fields from metadata, not data
+FIELDS_SINCE = 1.0
 WSGI_THREADS = 32
 
 
@@ -129,7 +130,7 @@ class Bridge:
             return
         try:
             reply = yield call(session, self.settings, wire.node_procedure(name, "get_fields"),
-                               -FIELDS_WINDOW, 0, timeout=self.http.query_timeout)
+                               FIELDS_SINCE, 0, timeout=self.http.query_timeout)
         except Exception as exc:  # noqa: BLE001 - a node's failure must not stop the others
             log.warn("get_fields of node {name!r} failed: {exc}", name=name, exc=str(exc))
             if isinstance(exc, ApplicationError) and exc.error == "wamp.error.no_such_procedure":

@@ -14,6 +14,7 @@ from datasock.archive.scanner import scan_once
 
 from . import wamp
 from .conftest import wait_until
+from .http_helpers import start_bridge
 from .test_archive_scan import FEED, OTHER, SPIKE, T0, field, so3g_truth, write_hk_file
 
 pytestmark = pytest.mark.integration
@@ -100,6 +101,27 @@ def test_spike_survives_downsampling_and_big_replies_are_downsampled(shared_stac
     assert len(json.dumps(full)) < 1 << 20
     t = full["timeline"][f"{FEED}:temps"]["t"]
     assert t[0] == T0 and t[-1] == T0 + DAY - 1
+
+
+def test_grafana_draws_an_archived_field_over_a_day(shared_stack, archive):
+    """Through the HTTP bridge, as Grafana asks: a day at maxDataPoints=1000, spike and extremes kept."""
+    from datetime import datetime, timezone
+
+    bridge = start_bridge(shared_stack)
+    target = f"{NODE}::{field(1)}"
+    wait_until(lambda: target in bridge.targets(), 30, what="archived field listed by the bridge")
+    iso = lambda t: datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+    query = {"range": {"from": iso(T0), "to": iso(T0 + DAY)}, "intervalMs": 60000,
+             "maxDataPoints": 1000, "targets": [{"refId": "A", "target": target, "payload": {}}]}
+    answer = bridge.post("/query", query)
+    assert answer.status_code == 200, answer.text
+    (series,) = answer.json()
+    values = [v for v, _ in series["datapoints"]]
+    truth = so3g_truth(archive["paths"], [field(1)], T0, T0 + DAY)[field(1)][1]
+    assert 100 <= len(values) <= 4 * 1000 + 8
+    assert max(values) == 1e6 and min(values) == truth.min()
+    assert [ms / 1000 for _, ms in series["datapoints"]] == sorted(ms / 1000 for _, ms in series["datapoints"])
+    assert SPIKE * 1000 in [ms for _, ms in series["datapoints"]]
 
 
 def test_bad_range_and_unknown_field(shared_stack, archive):
