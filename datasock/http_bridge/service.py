@@ -105,11 +105,18 @@ class Bridge:
     def on_leave(self, session, details):
         self.session = None
         self._joined.clear()
-        log.warn("HTTP bridge lost the router: {reason}", reason=details.reason)
+        # a normal close is a stop (ours or the router's); anything else is worth a warning
+        report = log.info if details.reason == "wamp.close.normal" else log.warn
+        report("HTTP bridge lost the router: {reason}", reason=details.reason)
 
     def _refresh_logged(self):
-        return self.refresh().addErrback(
-            lambda f: log.warn("field list refresh failed: {err}", err=f.getErrorMessage()))
+        def failed(failure):
+            if failure.check(ApplicationError) and failure.value.error == "wamp.error.no_such_procedure":
+                # the hub is not up yet; its hub.online event triggers the next refresh
+                log.info("field list refresh: the hub is not reachable yet")
+            else:
+                log.warn("field list refresh failed: {err}", err=failure.getErrorMessage())
+        return self.refresh().addErrback(failed)
 
     @defer.inlineCallbacks
     def refresh(self):
