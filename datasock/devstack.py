@@ -1,0 +1,146 @@
+"""A throw-away datasock stack for tests and benchmarks.
+
+Each stack has free ports and its own state directory; each process logs to its
+own file and is stopped by its PID (SIGTERM, then SIGKILL), never by name.
+Children also die with their parent (PR_SET_PDEATHSIG), so an interrupted run
+leaves no router behind.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import settings as settings_mod
+from .procutil import child_preexec, free_port, port_open
+
+REPO = Path(__file__).resolve().parents[1]
+ROUTER_START_TIMEOUT = 60.0
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.3, what: str = "condition"):
+    """Poll ``predicate`` until it returns something true (returned), or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+class Proc:
+    """A child process and its log file."""
+
+    def __init__(self, name: str, popen: subprocess.Popen, log: Path):
+        self.name, self.popen, self.log = name, popen, log
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def output(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 15) -> int | None:
+        if self.alive():
+            try:
+                os.kill(self.pid, sig)
+                self.popen.wait(timeout)
+            except ProcessLookupError:
+                pass
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.popen.wait()
+        return self.popen.returncode
+
+    def wait(self, timeout: float) -> int:
+        return self.popen.wait(timeout)
+
+
+class Stack:
+    """One datasock stack on free ports with a private state directory under ``tmp``."""
+
+    def __init__(self, tmp: Path, log_level: str = "info", **extra_env: str):
+        self.tmp = Path(tmp)
+        self.env = {
+            **os.environ,
+            "DATASOCK_HOME": str(self.tmp / "state"),
+            "CROSSBAR_TLS_PORT": str(free_port()),
+            "CROSSBAR_OCS_PORT": str(free_port()),
+            "DATASOCK_LOG_LEVEL": log_level,
+            "DATASOCK_CALL_TIMEOUT": "10",
+            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+            **extra_env,
+        }
+        # a WAMP_USER from the caller's shell would change who the nodes join as
+        for var in ("WAMP_USER", "WAMP_SECRET"):
+            if var not in extra_env:
+                self.env.pop(var, None)
+        self.settings = settings_mod.load(self.env)
+        self.procs: list[Proc] = []
+
+    def spawn(self, name: str, argv: list[str], env: dict | None = None) -> Proc:
+        log = self.tmp / f"{name}-{len(self.procs)}.log"
+        with log.open("wb") as out:
+            popen = subprocess.Popen(argv, env={**self.env, **(env or {})}, cwd=self.tmp, stdout=out,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     preexec_fn=child_preexec)
+        proc = Proc(name, popen, log)
+        self.procs.append(proc)
+        return proc
+
+    def datasock(self, name: str, *args: str, env: dict | None = None) -> Proc:
+        return self.spawn(name, [sys.executable, "-m", "datasock", *args], env)
+
+    def start_router(self) -> Proc:
+        proc = self.datasock("router", "router")
+        wait_until(lambda: port_open("127.0.0.1", self.settings.tls_port) or not proc.alive(),
+                   ROUTER_START_TIMEOUT, interval=0.1, what="router")
+        if not proc.alive():
+            raise RuntimeError(f"router did not start:\n{proc.output()}")
+        self.router = proc
+        return proc
+
+    def start_hub(self) -> Proc:
+        self.hub = self.datasock("hub", "hub")
+        wait_until(lambda: self.run_cli("nodes").returncode == 0 or not self.hub.alive(), 30,
+                   what="hub ready")
+        if not self.hub.alive():
+            raise RuntimeError(f"hub did not start:\n{self.hub.output()}")
+        return self.hub
+
+    def run_cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "datasock", *args], env=self.env, cwd=self.tmp,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def nodes(self) -> list[dict]:
+        out = self.run_cli("nodes", "--json")
+        if out.returncode != 0:
+            raise AssertionError(out.stderr)
+        return json.loads(out.stdout)
+
+    def node_names(self) -> set[str]:
+        return {n["name"] for n in self.nodes()}
+
+    def check_alive(self) -> None:
+        for proc in self.procs:
+            if not proc.alive():
+                raise RuntimeError(f"{proc.name} (pid {proc.pid}) exited with "
+                                   f"{proc.popen.returncode}:\n{proc.output()}")
+
+    def stop_all(self) -> None:
+        """Stop every process, last started first (so the router goes last)."""
+        for proc in reversed(self.procs):
+            proc.stop()
