@@ -10,23 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import txaio
+from autobahn.twisted.component import Component
+from autobahn.twisted.wamp import ApplicationSession
+from autobahn.twisted.websocket import WampWebSocketClientFactory
+from autobahn.wamp import auth, types
+from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.serializer import MsgPackSerializer
+from twisted.internet import defer, reactor as _reactor
+from twisted.internet.endpoints import SSL4ClientEndpoint
+from twisted.internet.ssl import Certificate, optionsForClientTLS
 
-txaio.use_twisted()
-
-from autobahn.twisted.component import Component  # noqa: E402
-from autobahn.twisted.wamp import ApplicationSession  # noqa: E402
-from autobahn.twisted.websocket import WampWebSocketClientFactory  # noqa: E402
-from autobahn.wamp import auth, types  # noqa: E402
-from autobahn.wamp.exception import ApplicationError  # noqa: E402
-from autobahn.wamp.serializer import MsgPackSerializer  # noqa: E402
-from twisted.internet import defer, reactor as _reactor  # noqa: E402
-from twisted.internet.endpoints import SSL4ClientEndpoint  # noqa: E402
-from twisted.internet.ssl import Certificate, optionsForClientTLS  # noqa: E402
-
-from . import state  # noqa: E402
-from .errors import DatasockError  # noqa: E402
-from .settings import Settings  # noqa: E402
+from . import state
+from .errors import DatasockError
+from .settings import Settings
 
 AUTH_ERRORS = {"wamp.error.not_authorized", "wamp.error.authentication_failed",
                "wamp.error.no_such_role", "wamp.error.no_such_realm"}
