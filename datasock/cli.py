@@ -42,6 +42,9 @@ def cmd_node(args) -> int:
     if args.kind == "mqtt":
         from .mqtt import node_main
         return node_main([])
+    if args.kind == "ocs":
+        from .ocs import main as ocs_main
+        return ocs_main([])
     if args.kind == "sim":
         from .datanodes.sim import SimNode
         node = SimNode.from_env()
@@ -72,12 +75,14 @@ def stack_children(settings) -> tuple[list, list[str]]:
         Child("host", me + ["node", "host"]),
         Child("archive-scan", me + ["scan", "--write-sample"]),
         Child("archive", me + ["node", "archive"]),
+        Child("ocs", me + ["node", "ocs"]),
         Child("http", me + ["http"], ready=lambda: port_open(http.listen, http.port)),
     ]
     lines = [
         f"state directory {settings.home}",
         f"router  {settings.router_url}  (WAMP-CRA over TLS; secrets in {settings.home}/secrets.json)",
-        f"OCS     {settings.ocs_url}  (anonymous, {settings.ocs_root}.* only)",
+        f"OCS     {settings.ocs_url} and http://{settings.crossbar_host}:{settings.ocs_port}/call  "
+        f"(anonymous, {settings.ocs_root}.* only)",
         f"archive {describe_index(load_archive_config())}",
         f"grafana {http.base_url}  (Grafana JSON data source, REST under /api; auth: {http.auth})",
         *mqtt_lines,
@@ -111,6 +116,24 @@ def cmd_scan(args) -> int:
     from .archive.scanner import main as scan_main
 
     return scan_main((["--once"] if args.once else []) + (["--write-sample"] if args.write_sample else []))
+
+
+def cmd_init(args) -> int:
+    from .deploy import init
+
+    return init.run(args)
+
+
+def cmd_backup(args) -> int:
+    from .deploy import backup
+
+    return backup.run_backup(args)
+
+
+def cmd_restore(args) -> int:
+    from .deploy import backup
+
+    return backup.run_restore(args)
 
 
 # -- clients -------------------------------------------------------------------------------
@@ -246,7 +269,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("router", help="run the crossbar router").set_defaults(func=cmd_router)
     sub.add_parser("hub", help="run the hub (registry of data nodes)").set_defaults(func=cmd_hub)
     node = sub.add_parser("node", help="run a built-in data node")
-    node.add_argument("kind", choices=["sim", "host", "archive", "mqtt"])
+    node.add_argument("kind", choices=["sim", "host", "archive", "mqtt", "ocs"])
     node.set_defaults(func=cmd_node)
     sub.add_parser("http", help="run the HTTP bridge (Grafana JSON data source, REST API)"
                    ).set_defaults(func=cmd_http)
@@ -278,6 +301,18 @@ def parser() -> argparse.ArgumentParser:
                      help="seconds per bucket: keep first/min/max/last of each (M4)")
     get.add_argument("--format", choices=["csv", "json"], default="csv")
     get.set_defaults(func=cmd_get)
+
+    from .deploy import backup as deploy_backup, init as deploy_init
+
+    init = sub.add_parser("init", help="write the .env of docker/docker-compose.yml with fresh secrets")
+    deploy_init.add_arguments(init)
+    init.set_defaults(func=cmd_init)
+    backup = sub.add_parser("backup", help="back up the archive index, state dir, Grafana and Node-RED data")
+    deploy_backup.add_backup_arguments(backup)
+    backup.set_defaults(func=cmd_backup)
+    restore = sub.add_parser("restore", help="restore a backup made by `datasock backup`")
+    deploy_backup.add_restore_arguments(restore)
+    restore.set_defaults(func=cmd_restore)
 
     config = sub.add_parser("config", help="print the effective settings")
     config.add_argument("--rst", action="store_true", help="the settings table for the docs")

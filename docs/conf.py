@@ -34,10 +34,18 @@ SETTINGS_TABLES = {
     "archive_settings": "datasock.archive",
     "mqtt_settings": "datasock.mqtt",
     "http_settings": "datasock.http_bridge",
+    "deploy_settings": "datasock.deploy",
+    "ocs_settings": "datasock.ocs",
 }
 for _name, _module in SETTINGS_TABLES.items():
     _write_if_changed(DOCS / "_generated" / f"{_name}.rst",
                       _settings.settings_table_rst(importlib.import_module(_module).SETTINGS))
+
+# every command and option of the command line, from the parser itself
+from datasock import cli as _cli  # noqa: E402
+from datasock.deploy import reference as _reference  # noqa: E402
+
+_write_if_changed(DOCS / "_generated" / "cli_options.rst", _reference.cli_reference_rst(_cli.parser()))
 
 project = "datasock"
 author = "the datasock authors"

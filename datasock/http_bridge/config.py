@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .. import state
+from ..deploy import exposure
 from ..errors import InvalidArgument
 from ..settings import Setting, parse_port, parse_positive_float, parse_settings
 
@@ -113,6 +114,9 @@ def load(home: Path, environ: Mapping[str, str] | None = None) -> HttpSettings:
         raise InvalidArgument("DATASOCK_HTTP_TLS_CERT and DATASOCK_HTTP_TLS_KEY must be set together")
     if values["metrics_limit"] < 1:
         raise InvalidArgument("DATASOCK_HTTP_METRICS_LIMIT must be at least 1")
+    problems = exposure.http_problems(values["listen"], values["auth"], values["secret"])
+    if problems:
+        raise InvalidArgument(exposure.refusal("the HTTP bridge", problems))
     if values["auth"] != "none" and not values["secret"]:
         values["secret"] = ensure_secret(home)
     return HttpSettings(**values)

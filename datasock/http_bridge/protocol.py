@@ -2,7 +2,9 @@
 matching targets, choosing strides and shaping answers. No I/O here.
 
 Targets are ``node::field`` as in sisock; either part may be a glob
-(``sim::thermometer_*``, ``*::psu_*``).
+(``sim::thermometer_*``, ``*::psu_*``). A node part naming several nodes joined
+by ``+`` (``archive+ocs::<field>``) asks for one series combined from them: each
+node fills in after what the nodes before it have finalized (:func:`merge_parts`).
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ from .. import timeutil
 from ..errors import InvalidArgument
 
 SEPARATOR = "::"
+#: joins the nodes of a combined target (node names cannot contain it)
+COMBINE = "+"
 MODES = ("min-max", "mean", "raw")
 FORMATS = ("timeseries", "table", "annotations")
 TAG_KEYS = ("node", "field", "units", "type")
@@ -50,8 +54,11 @@ class RequestError(Exception):
 
 # -- parsing ---------------------------------------------------------------------------------
 def decode_body(raw: bytes, required: bool = True) -> dict:
-    """The JSON object of a request body (an empty body is ``{}`` unless ``required``)."""
-    if not raw.strip():
+    """The JSON object of a request body (an empty body is ``{}`` unless ``required``).
+
+    Only a truly empty body counts as empty: whitespace alone is malformed JSON.
+    """
+    if not raw:
         if required:
             raise RequestError("the request needs a JSON object body", "bad_json")
         return {}
@@ -281,12 +288,42 @@ def is_glob(text: str) -> bool:
     return any(c in text for c in "*?[")
 
 
+def combined_nodes(node: str) -> list[str]:
+    """The nodes of a combined node part (``archive+ocs``), in order; one for a plain node."""
+    parts = node.split(COMBINE)
+    if len(parts) > 1 and (not all(parts) or any(is_glob(p) for p in parts) or len(set(parts)) != len(parts)):
+        raise RequestError(f"a combined target names distinct nodes without globs, like "
+                           f"'archive+ocs::field'; got {node!r}", "bad_target")
+    return parts
+
+
+def combined_meta(node: str, field: str, catalog: Catalog) -> Mapping[str, Any]:
+    """The catalog's entry for ``field`` from the first of the (combined) nodes that has it."""
+    for part in combined_nodes(node):
+        meta = catalog.get(part, {}).get(field)
+        if meta is not None:
+            return meta
+    return {}
+
+
 def expand(target: Target, catalog: Catalog, filters: Sequence[Filter] = ()) -> list[tuple[str, str]]:
     """The (node, field) pairs a target names, in catalog order, after ad hoc filters.
 
     A target without globs names its pair even when the catalog does not know it
     (the node answers for itself); filters still apply to what the catalog knows.
+    A combined target's fields are those of any of its nodes.
     """
+    parts = combined_nodes(target.node)
+    if len(parts) > 1:
+        known: dict[str, Mapping[str, Any]] = {}
+        for part in reversed(parts):         # the first node's metadata wins
+            known.update(catalog.get(part, {}))
+        if is_glob(target.field):
+            names = sorted(fnmatch.filter(known, target.field))
+        else:
+            names = [target.field]
+        return [(target.node, f) for f in names
+                if all(flt.matches(target.node, f, known.get(f, {})) for flt in filters)]
     if not is_glob(target.node) and not is_glob(target.field):
         meta = catalog.get(target.node, {}).get(target.field, {})
         if all(f.matches(target.node, target.field, meta) for f in filters):
@@ -325,6 +362,46 @@ def search(names: Sequence[str], text: str, limit: int) -> list[str]:
 
 def target_name(node: str, field: str) -> str:
     return f"{node}{SEPARATOR}{field}"
+
+
+# -- combined series -------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """One node's samples of a field, and the time before which they are final (None: unknown)."""
+    t: Sequence[float]
+    values: Sequence[Any]
+    finalized_until: float | None = None
+
+
+def merge_parts(parts: Sequence[Part]) -> Part:
+    """One series from several nodes' samples of the same field, first node first.
+
+    Each later node fills in from the boundary where the series so far stops being
+    final: its ``finalized_until``, or later if the next node's samples only start
+    later (what is not final is still better than a gap), or, when nothing says what
+    is final, where the next node's samples start. So the archive's finalized history
+    comes first and the live node's buffer supplies what the archive has not yet.
+    """
+    merged = None
+    for part in parts:
+        t = np.asarray(part.t, dtype=np.float64)
+        if len(t) != len(part.values):
+            raise ValueError(f"{len(part.values)} values for {len(t)} times")
+        if merged is None:
+            merged = Part(t, list(part.values), part.finalized_until)
+            continue
+        if not len(t):
+            continue
+        boundary = float(t[0]) if merged.finalized_until is None else max(merged.finalized_until,
+                                                                            float(t[0]))
+        keep = int(np.searchsorted(merged.t, boundary, side="left"))
+        take = int(np.searchsorted(t, boundary, side="left"))
+        merged = Part(np.concatenate([merged.t[:keep], t[take:]]),
+                      list(merged.values[:keep]) + list(part.values[take:]),
+                      part.finalized_until)
+    if merged is None:
+        raise ValueError("no parts to merge")
+    return merged
 
 
 # -- answers ---------------------------------------------------------------------------------

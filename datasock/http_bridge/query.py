@@ -36,6 +36,8 @@ class Item:
     fetch: tuple | None = None
     stride: float | None = None
     error: str | None = None
+    #: a combined target's fetch keys, one per node in order (``fetch`` is then None)
+    parts: tuple[tuple, ...] = ()
 
 
 @dataclasses.dataclass
@@ -61,10 +63,22 @@ def plan(query: Query, catalog: Catalog) -> Plan:
         # change of value needs every sample
         fetch_stride = stride if target.mode == "min-max" and target.format != "annotations" else None
         for node, field in pairs:
+            nodes = protocol.combined_nodes(node)
             try:
-                wire.check_node_name(node)
+                for part in nodes:
+                    wire.check_node_name(part)
             except InvalidArgument as exc:
                 items.append(Item(target, node, field, error=str(exc)))
+                continue
+            if len(nodes) > 1:
+                if all(n in catalog and field not in catalog[n] for n in nodes):
+                    items.append(Item(target, node, field, error=f"none of {nodes} has field {field!r}"))
+                    continue
+                # ask only the nodes that may have the field (unknown nodes answer for themselves)
+                keys = tuple((n, fetch_stride) for n in nodes if n not in catalog or field in catalog[n])
+                for key in keys:
+                    wanted.setdefault(key, {})[field] = None
+                items.append(Item(target, node, field, None, stride, parts=keys))
                 continue
             if node in catalog and field not in catalog[node]:
                 items.append(Item(target, node, field, error=f"node {node!r} has no field {field!r}"))
@@ -84,6 +98,31 @@ def _timeline_of(reply: Mapping, field: str, meta: Mapping[str, Any]) -> Mapping
     n = len((reply.get("data") or {}).get(field) or ())
     candidates = [tl for tl in timelines.values() if len(tl.get("t", ())) == n]
     return candidates[0] if len(candidates) == 1 else None
+
+
+def combined_reply(item: Item, replies: list[Mapping], catalog: Catalog) -> tuple[dict, Catalog]:
+    """One reply (and catalog entry) for a combined target, merged from its nodes' replies.
+
+    A node that failed or has no samples of the field leaves the series to the others;
+    ValueError when none could answer.
+    """
+    parts = []
+    for (node, _), reply in zip(item.parts, replies):
+        if isinstance(reply, BaseException) or reply is None:
+            continue
+        values = (reply.get("data") or {}).get(item.field)
+        timeline = _timeline_of(reply, item.field, catalog.get(node, {}).get(item.field, {}))
+        if values is None or timeline is None:
+            continue
+        parts.append(protocol.Part(timeline.get("t", ()), values, timeline.get("finalized_until")))
+    if not parts:
+        errors = [describe_error(r) for r in replies if isinstance(r, BaseException) or r is None]
+        raise ValueError("; ".join(errors) or "no node has samples of the field")
+    merged = protocol.merge_parts(parts)
+    meta = {**protocol.combined_meta(item.node, item.field, catalog), "timeline": "combined"}
+    reply = {"data": {item.field: merged.values},
+             "timeline": {"combined": {"t": list(merged.t), "finalized_until": merged.finalized_until}}}
+    return reply, {item.node: {item.field: meta}}
 
 
 def series(item: Item, reply: Mapping, catalog: Catalog, start: float = 0.0) -> dict:
@@ -131,6 +170,12 @@ def answer(the_plan: Plan, results: Mapping[tuple, Any], catalog: Catalog) -> tu
         name = protocol.target_name(item.node, item.field) if item.node else item.target.text
         if item.error is not None:
             result = protocol.error_frame(name, item.target.ref_id, item.error)
+        elif item.parts:
+            try:
+                reply, item_catalog = combined_reply(item, [results.get(k) for k in item.parts], catalog)
+                result = series(item, reply, item_catalog, the_plan.start)
+            except ValueError as exc:
+                result = protocol.error_frame(name, item.target.ref_id, f"{name}: {exc}")
         else:
             reply = results.get(item.fetch)
             if isinstance(reply, BaseException) or reply is None:

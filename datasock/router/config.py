@@ -21,8 +21,20 @@ def _perm(uri: str, match: str = "exact", disclose_caller: bool = False, **allow
     return perm
 
 
+def _check_roots_apart(settings: Settings) -> None:
+    """OCS sessions are confined to ``<ocs_root>.``: it must not contain datasock's URIs."""
+    base, ocs_root = settings.base_uri, settings.ocs_root
+    for inner, outer in ((base, ocs_root), (ocs_root, base)):
+        if inner == outer or inner.startswith(outer + "."):
+            raise InvalidArgument(
+                f"DATASOCK_OCS_ROOT {ocs_root!r} and DATASOCK_BASE_URI {base!r} overlap, which would "
+                "let anonymous OCS sessions reach datasock's URIs; pick roots that are not prefixes "
+                "of each other")
+
+
 def roles(settings: Settings) -> list[dict]:
-    base = settings.base_uri
+    _check_roots_apart(settings)
+    base, ocs_root = settings.base_uri, settings.ocs_root
     hub_events = [f"{base}.consumer.data_node_added", f"{base}.consumer.data_node_subtracted"]
     hub = [
         _perm(f"{base}.data_node.", "prefix", register=True),
@@ -39,19 +51,28 @@ def roles(settings: Settings) -> list[dict]:
         # the hub checks who is calling, so a node cannot add or remove in another's name
         _perm(f"{base}.data_node.", "prefix", disclose_caller=True, call=True),
         _perm(f"{base}.hub.", "prefix", subscribe=True),
+        # `datasock node ocs` reads OCS feeds over this authenticated session; reading is
+        # all: it cannot call, register or publish anything of OCS's
+        _perm(f"{ocs_root}.", "prefix", subscribe=True),
     ]
     consumer = [
         _perm(f"{base}.consumer.", "prefix", call=True, subscribe=True),
         _perm(f"{base}.hub.", "prefix", subscribe=True),
     ]
-    ocs = [
-        _perm(f"{settings.ocs_root}.", "prefix", call=True, register=True, publish=True, subscribe=True),
+    # OCS's own roles, confined to its address root: agents (and clients on /ws) do
+    # everything there; the HTTP caller bridge at /call only calls
+    ocs_agent = [
+        _perm(f"{ocs_root}.", "prefix", call=True, register=True, publish=True, subscribe=True),
+    ]
+    ocs_controller = [
+        _perm(f"{ocs_root}.", "prefix", call=True),
     ]
     return [
         {"name": "hub", "permissions": hub},
         {"name": "datanode", "permissions": datanode},
         {"name": "consumer", "permissions": consumer},
-        {"name": "iocs_agent", "permissions": ocs},
+        {"name": "iocs_agent", "permissions": ocs_agent},
+        {"name": "iocs_controller", "permissions": ocs_controller},
     ]
 
 
@@ -95,6 +116,9 @@ def crossbar_config(settings: Settings, secrets: Mapping[str, str], cert: str, k
             "ws": {"type": "websocket", "serializers": ["json", "msgpack", "cbor"],
                    "options": _websocket_options(settings),
                    "auth": {"anonymous": {"type": "static", "role": "iocs_agent"}}},
+            # crossbar's HTTP caller bridge, which OCSClient speaks (POST {"procedure", "args", ...})
+            "call": {"type": "caller", "realm": settings.realm, "role": "iocs_controller",
+                     "options": {"debug": False}},
         },
     }
     return {

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from .. import state
+from ..deploy import exposure
 from ..errors import DatasockError
 from ..procutil import child_preexec, wait_for_port
 from ..settings import Settings
@@ -17,7 +18,12 @@ from .config import crossbar_config
 
 
 def prepare(settings: Settings) -> Path:
-    """Create secrets, certificate and config.json; returns the crossbar node directory."""
+    """Create secrets, certificate and config.json; returns the crossbar node directory.
+
+    A router listening beyond loopback creates no secrets: they must have been
+    provisioned (``datasock init``) and be strong (see :func:`check_exposure`).
+    """
+    check_exposure(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.home, 0o700)
     secrets = state.ensure_secrets(settings.home)
@@ -27,6 +33,17 @@ def prepare(settings: Settings) -> Path:
     # config.json holds the secrets, so it is as private as secrets.json
     state.write_private(cbdir / "config.json", json.dumps(config, indent=2).encode())
     return cbdir
+
+
+def check_exposure(settings: Settings) -> None:
+    """Refuse to expose the router with missing, weak or published secrets."""
+    provisioned = (state.load_secrets(settings.home)
+                   if state.secrets_path(settings.home).exists() else None)
+    problems = exposure.router_problems(settings.crossbar_listen, provisioned,
+                                        settings.wamp_user, settings.wamp_secret)
+    if problems:
+        raise DatasockError(exposure.refusal(
+            f"the router (CROSSBAR_LISTEN={settings.crossbar_listen})", problems))
 
 
 def crossbar_executable() -> str:

@@ -29,7 +29,8 @@ def bridge(shared_stack):
 
 
 @schema.parametrize()
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+# derandomized so CI is repeatable; set derandomize=False locally to explore further
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_openapi_conformance(case, bridge):
     # A schema cannot say "a time Grafana can parse" or "a node that exists", so a
     # schema-valid request may rightly get a 400/404: that one check is left out.

@@ -14,5 +14,5 @@ def test_cli_help_is_clean():
     out = subprocess.run([sys.executable, "-m", "datasock", "--help"], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0 and "Traceback" not in out.stderr
-    for command in ("up", "router", "hub", "node", "nodes", "fields", "get", "scan", "http", "mqtt"):
+    for command in ("up", "router", "hub", "node", "nodes", "fields", "get", "scan", "http", "mqtt", "init", "backup", "restore"):
         assert command in out.stdout

@@ -200,7 +200,7 @@ def test_config_shape_and_realm():
     (worker,) = config["workers"]
     assert worker["type"] == "router"
     assert [r["name"] for r in worker["realms"]] == ["r1"]
-    assert set(role_permissions(config)) == {"hub", "datanode", "consumer", "iocs_agent"}
+    assert set(role_permissions(config)) == {"hub", "datanode", "consumer", "iocs_agent", "iocs_controller"}
     json.dumps(config)
 
 
@@ -219,14 +219,32 @@ def test_transports_listen_where_configured():
     assert tls["endpoint"]["interface"] == "127.0.0.1" and ocs["endpoint"]["interface"] == "0.0.0.0"
 
 
-def test_paths_are_ws_only_on_both_transports():
-    _, config = config_for()
-    for transport in transports(config):
+def test_paths_are_ws_on_tls_and_ws_plus_call_bridge_on_ocs():
+    _, config = config_for({"DATASOCK_REALM": "r1"})
+    tls, ocs = transports(config)
+    # a nodeinfo (or any) leaf on "/" would swallow /ws
+    assert list(tls["paths"]) == ["ws"]
+    assert sorted(ocs["paths"]) == ["call", "ws"]
+    for transport in (tls, ocs):
         assert transport["type"] == "web"
-        # a nodeinfo (or any) leaf on "/" would swallow /ws
-        assert list(transport["paths"]) == ["ws"]
         assert "/" not in transport["paths"]
         assert transport["paths"]["ws"]["type"] == "websocket"
+    # OCSClient talks to crossbar's HTTP caller bridge, as role iocs_controller
+    assert ocs["paths"]["call"] == {"type": "caller", "realm": "r1", "role": "iocs_controller",
+                                    "options": {"debug": False}}
+
+
+@pytest.mark.parametrize("base, root", [("org.simonsobservatory", "org"), ("obs", "obs"),
+                                        ("obs", "obs.site"), ("a.b.c", "a.b")])
+def test_overlapping_ocs_root_and_base_uri_refused(base, root):
+    with pytest.raises(InvalidArgument, match="overlap"):
+        config_for({"DATASOCK_BASE_URI": base, "DATASOCK_OCS_ROOT": root})
+
+
+def test_ocs_root_next_to_base_uri_accepted():
+    # "org.simons" is not under "org.simonsobservatory." (nor the other way round)
+    _, config = config_for({"DATASOCK_BASE_URI": "org.simonsobservatory", "DATASOCK_OCS_ROOT": "org.simons"})
+    assert "iocs_controller" in role_permissions(config)
 
 
 def test_auth_per_transport():
@@ -360,6 +378,10 @@ TABLE = [
     ("datanode", "{B}.consumer.sim.get_data", "call", False),
     ("datanode", "wamp.session.get", "call", False),
     ("datanode", "observatory.agent.op", "call", False),
+    # ... but `datasock node ocs` may read OCS feeds, and nothing more of OCS's
+    ("datanode", "observatory.agent.feeds.temps", "subscribe", True),
+    ("datanode", "observatory.agent.feeds.temps", "publish", False),
+    ("datanode", "observatory.agent.ops", "register", False),
     # consumers: read only
     ("consumer", "{B}.consumer.sim.get_data", "call", True),
     ("consumer", "{B}.consumer.sim.get_fields", "call", True),
@@ -396,6 +418,13 @@ for _uri in ["observatory.agent.op", "observatory.x", "observatory.a.b.c.d"]:
 for _uri in ["{B}.consumer.sim.get_data", "{B}.consumer.get_data_node", "{B}.data_node.add",
              "{B}.consumer.data_node_added", "{B}.hub.online", "wamp.session.get", "observatory"]:
     TABLE += [("iocs_agent", _uri, action, False) for action in ALL]
+# OCS's HTTP caller bridge (/call): calls under the root, nothing else
+for _uri in ["observatory.agent.ops", "observatory.agent"]:
+    TABLE += [("iocs_controller", _uri, "call", True)]
+    TABLE += [("iocs_controller", _uri, action, False) for action in ("register", "publish", "subscribe")]
+for _uri in ["{B}.consumer.sim.get_data", "{B}.consumer.get_data_node", "{B}.data_node.add",
+             "wamp.session.get", "observatory"]:
+    TABLE += [("iocs_controller", _uri, action, False) for action in ALL]
 
 BASES = [{}, {"DATASOCK_BASE_URI": "edu.lab.hk", "DATASOCK_OCS_ROOT": "site"}]
 

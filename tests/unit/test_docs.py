@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-#: page -> module whose SETTINGS the page must list
-SETTINGS_PAGES = {"configuration": "datasock.settings", "archive": "datasock.archive",
-                  "nodered": "datasock.mqtt", "http": "datasock.http_bridge"}
+#: (page, module whose SETTINGS the page must list)
+SETTINGS_PAGES = [("configuration", "datasock.settings"), ("configuration", "datasock.deploy"),
+                  ("archive", "datasock.archive"), ("nodered", "datasock.mqtt"),
+                  ("http", "datasock.http_bridge"), ("ocs", "datasock.ocs")]
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -35,11 +36,12 @@ def built_docs(tmp_path_factory) -> Path:
 
 def test_docs_build_without_warnings(built_docs):
     for page in ("index", "concepts", "quickstart", "configuration", "security", "datanode", "cli",
-                 "sisock", "archive", "nodered", "http", "grafana"):
+                 "sisock", "archive", "nodered", "http", "grafana", "deployment", "operations",
+                 "migrating", "ocs"):
         assert (built_docs / f"{page}.html").is_file(), page
 
 
-@pytest.mark.parametrize("page,module", SETTINGS_PAGES.items())
+@pytest.mark.parametrize("page,module", SETTINGS_PAGES)
 def test_every_setting_is_documented(built_docs, page, module):
     html = (built_docs / f"{page}.html").read_text()
     settings = importlib.import_module(module).SETTINGS

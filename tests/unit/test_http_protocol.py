@@ -125,6 +125,10 @@ def test_decode_body():
         with pytest.raises(RequestError) as err:
             protocol.decode_body(raw)
         assert err.value.code == "bad_json"
+    # whitespace alone is malformed JSON, not an empty body (schemathesis found this)
+    for raw in (b"\n", b"  "):
+        with pytest.raises(RequestError):
+            protocol.decode_body(raw, required=False)
 
 
 def test_timeseries_encodes_value_ms_pairs_with_nan_as_null():

@@ -1,0 +1,58 @@
+"""Health checks of the compose services: ``python -m datasock.deploy.health CHECK ...``.
+
+* ``tcp HOST PORT``: something accepts connections there (router, HTTP bridge);
+* ``node NAME``: the hub lists data node NAME, so router, hub and that node all work;
+* ``hub``: the hub answers its listing call.
+
+Exit code 0 when healthy, 1 with a one-line reason otherwise (what Docker shows).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+
+def node_listed(nodes: list, name: str) -> bool:
+    return any(isinstance(n, dict) and n.get("name") == name for n in nodes)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m datasock.deploy.health", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="check", required=True)
+    tcp = sub.add_parser("tcp")
+    tcp.add_argument("host")
+    tcp.add_argument("port", type=int)
+    node = sub.add_parser("node")
+    node.add_argument("name")
+    sub.add_parser("hub")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    if args.check == "tcp":
+        from ..procutil import port_open
+
+        if port_open(args.host, args.port, timeout=3):
+            return 0
+        print(f"nothing accepts connections on {args.host}:{args.port}", file=sys.stderr)
+        return 1
+    from .. import wire
+    from ..cli import consumer_call
+    from ..errors import DatasockError
+
+    try:
+        nodes = consumer_call(wire.GET_DATA_NODE)
+    except DatasockError as exc:
+        print(f"hub not answering: {exc}", file=sys.stderr)
+        return 1
+    if args.check == "node" and not node_listed(nodes, args.name):
+        print(f"the hub does not list node {args.name!r}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

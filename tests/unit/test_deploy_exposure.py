@@ -1,0 +1,115 @@
+"""The rule that keeps an exposed router or HTTP bridge from starting with missing or default secrets."""
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from datasock import settings as settings_mod, state
+from datasock.deploy import exposure
+from datasock.errors import DatasockError, InvalidArgument
+from datasock.http_bridge import config as http_config
+from datasock.router import process
+
+SISOCK_PUBLISHED = "Q5#x4%HCmgTsS!Pj"  # in sisock's source code, hence public
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST"])
+def test_loopback_addresses(address):
+    assert exposure.is_loopback(address)
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "::", "192.168.1.4", "10.0.0.1", "router", "example.org"])
+def test_exposed_addresses(address):
+    assert not exposure.is_loopback(address)
+
+
+def test_fresh_random_secrets_are_accepted():
+    for _ in range(200):
+        assert exposure.weak_secret_reason(secrets.token_urlsafe(32)) is None
+
+
+@pytest.mark.parametrize("secret,why", [
+    (None, "missing"), ("", "missing"), (SISOCK_PUBLISHED, "published"), ("short-one", "shorter"),
+    ("changeme-changeme-changeme", "placeholder"), ("my-very-long-password", "placeholder"),
+])
+def test_weak_secrets_are_refused(secret, why):
+    assert why in exposure.weak_secret_reason(secret)
+
+
+def test_loopback_router_needs_nothing():
+    assert exposure.router_problems("127.0.0.1", None, None, None) == []
+
+
+def test_exposed_router_needs_provisioned_strong_secrets():
+    strong = {u: secrets.token_urlsafe(32) for u in state.USERS}
+    assert exposure.router_problems("0.0.0.0", strong, None, None) == []
+    assert "no secrets.json" in exposure.router_problems("0.0.0.0", None, None, None)[0]
+    weak = dict(strong, consumer="abc")
+    assert "'consumer'" in exposure.router_problems("0.0.0.0", weak, None, None)[0]
+    problems = exposure.router_problems("0.0.0.0", strong, "sisock_node", SISOCK_PUBLISHED)
+    assert len(problems) == 1 and "WAMP_SECRET" in problems[0] and "published" in problems[0]
+
+
+def test_exposed_bridge_needs_auth_and_a_strong_secret():
+    assert exposure.http_problems("127.0.0.1", "none", None) == []
+    assert "DATASOCK_HTTP_AUTH=none" in exposure.http_problems("0.0.0.0", "none", None)[0]
+    assert "shorter" in exposure.http_problems("0.0.0.0", "token", "abc")[0]
+    assert exposure.http_problems("0.0.0.0", "basic", secrets.token_urlsafe(32)) == []
+
+
+# -- the rule in the components that listen ----------------------------------------------------
+def _router_settings(home, **env):
+    return settings_mod.load({"DATASOCK_HOME": str(home), **env})
+
+
+def test_exposed_router_without_provisioned_secrets_refuses_and_creates_none(tmp_path):
+    settings = _router_settings(tmp_path / "home", CROSSBAR_LISTEN="0.0.0.0")
+    with pytest.raises(DatasockError, match="refuses to start beyond loopback.*datasock init"):
+        process.prepare(settings)
+    assert not state.secrets_path(settings.home).exists()
+
+
+def test_exposed_router_starts_with_provisioned_secrets(tmp_path):
+    home = tmp_path / "home"
+    state.ensure_secrets(home)
+    cbdir = process.prepare(_router_settings(home, CROSSBAR_LISTEN="0.0.0.0"))
+    assert (cbdir / "config.json").exists()
+
+
+def test_exposed_router_refuses_published_wamp_secret(tmp_path):
+    home = tmp_path / "home"
+    state.ensure_secrets(home)
+    settings = _router_settings(home, CROSSBAR_LISTEN="0.0.0.0", WAMP_USER="old_node",
+                                WAMP_SECRET=SISOCK_PUBLISHED)
+    with pytest.raises(DatasockError, match="published"):
+        process.prepare(settings)
+
+
+def test_loopback_router_still_makes_its_own_secrets(tmp_path):
+    settings = _router_settings(tmp_path / "home")
+    process.prepare(settings)
+    assert set(state.load_secrets(settings.home)) == set(state.USERS)
+
+
+def test_exposed_bridge_refuses_no_auth(tmp_path):
+    with pytest.raises(InvalidArgument, match="DATASOCK_HTTP_AUTH=none"):
+        http_config.load(tmp_path, {"DATASOCK_HTTP_LISTEN": "0.0.0.0"})
+
+
+def test_exposed_bridge_does_not_make_its_own_secret(tmp_path):
+    with pytest.raises(InvalidArgument, match="DATASOCK_HTTP_SECRET"):
+        http_config.load(tmp_path, {"DATASOCK_HTTP_LISTEN": "0.0.0.0", "DATASOCK_HTTP_AUTH": "token"})
+    assert not http_config.secret_path(tmp_path).exists()
+
+
+def test_exposed_bridge_with_a_strong_secret_loads(tmp_path):
+    secret = secrets.token_urlsafe(32)
+    loaded = http_config.load(tmp_path, {"DATASOCK_HTTP_LISTEN": "0.0.0.0", "DATASOCK_HTTP_AUTH": "token",
+                                         "DATASOCK_HTTP_SECRET": secret})
+    assert loaded.secret == secret and loaded.listen == "0.0.0.0"
+
+
+def test_loopback_bridge_keeps_generating_its_secret(tmp_path):
+    loaded = http_config.load(tmp_path, {"DATASOCK_HTTP_AUTH": "token"})
+    assert http_config.secret_path(tmp_path).read_text().strip() == loaded.secret
