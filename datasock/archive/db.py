@@ -32,7 +32,17 @@ def sqlite_connector(path: Path) -> Callable:
     def connect():
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        # switching to WAL can fail at once with "database is locked" (SQLite does not
+        # always wait on the busy handler for it) when another process opens the file too
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         # the index can always be rebuilt from the files: no fsync per committed file
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
