@@ -294,6 +294,8 @@ def test_router_restart_adapter_comes_back(shared_stack, adapter, broker):
             reply = _json(c.wait_for(lambda m: m.topic.endswith("back")))
             return LIVE in {n["name"] for n in reply.get("result", [])}
         wait_until(listed, 60, what="RPC answered with the live node after the router restart")
+        # the MQTT-fed node may rejoin the router a little after the live node
+        wait_until(lambda: "mqtt" in shared_stack.node_names(), 30, what="MQTT-fed node back")
         c.publish("datasock/in/after_router", "3").wait_for_publish(5)
         wait_until(lambda: get_rows(shared_stack, "mqtt", "after_router"), 30, what="fed after router restart")
     finally:
