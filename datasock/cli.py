@@ -248,16 +248,27 @@ def cmd_get(args) -> int:
     return 0
 
 
+#: modules whose SETTINGS `datasock config` prints, the core first
+SETTINGS_MODULES = ("datasock.settings", "datasock.http_bridge", "datasock.archive", "datasock.mqtt",
+                    "datasock.ocs", "datasock.deploy")
+_SECRET_WORDS = ("SECRET", "PASSWORD", "PASSWD")
+
+
 def cmd_config(args) -> int:
+    import importlib
+
     if args.rst:
         print(settings_mod.settings_table_rst(), end="")
         return 0
-    settings = _settings()
-    for s in settings_mod.SETTINGS:
-        value = getattr(settings, s.attr)
-        if s.env == "WAMP_SECRET" and value:
-            value = "(set)"
-        print(f"{s.env}={'' if value is None else value}")
+    _settings()  # the core settings' cross-checks (e.g. WAMP_USER needs WAMP_SECRET)
+    for module in SETTINGS_MODULES:
+        declared = importlib.import_module(module).SETTINGS
+        values = settings_mod.parse_settings(declared)
+        for s in declared:
+            value = values[s.attr]
+            if value is not None and any(word in s.env for word in _SECRET_WORDS):
+                value = "(set)"
+            print(f"{s.env}={'' if value is None else value}")
     return 0
 
 
