@@ -32,6 +32,16 @@ def shared_stack(tmp_path_factory):
     s.stop_all()
 
 
+@pytest.fixture
+def mq(broker):
+    """An MQTT client of the module's ``broker`` fixture, collecting what it receives."""
+    from datasock.mqtt.testing import Collector
+
+    c = Collector(broker.port)
+    yield c
+    c.close()
+
+
 NODE_SCRIPT = REPO / "tests" / "integration" / "nodes.py"
 
 

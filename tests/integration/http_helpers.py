@@ -51,6 +51,17 @@ def start_bridge(stack: Stack, wait_healthy: bool = True, **env: str) -> Bridge:
     return bridge
 
 
+def start_bridge_over_wide_and_ramp(stack: Stack) -> Bridge:
+    """A bridge over a 10-field `wide` node and a `ramp` test node, both listed."""
+    from .conftest import start_test_node
+
+    start_http_node(stack, "wide")
+    start_test_node(stack, "ramp")
+    bridge = start_bridge(stack)
+    wait_until(lambda: {"wide::f0", "ramp::ramp"} <= set(bridge.targets()), 30, what="fields listed")
+    return bridge
+
+
 # What Grafana 11 (simpod-json-datasource 0.6) posts to /query, keys it adds included.
 GRAFANA_QUERY = {
     "app": "dashboard",

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from .conftest import start_test_node, wait_until
-from .http_helpers import grafana_query, start_bridge, start_http_node
+from .http_helpers import grafana_query, start_bridge_over_wide_and_ramp, start_http_node
 from .http_nodes import FIELDS, SPIKE_AT, mode_of, values
 
 pytestmark = pytest.mark.integration
@@ -25,11 +25,7 @@ T_DAY = 1699963200.0
 
 @pytest.fixture(scope="module")
 def bridge(shared_stack):
-    start_http_node(shared_stack, "wide")
-    start_test_node(shared_stack, "ramp")
-    b = start_bridge(shared_stack)
-    wait_until(lambda: {"wide::f0", "ramp::ramp"} <= set(b.targets()), 30, what="fields listed")
-    return b
+    return start_bridge_over_wide_and_ramp(shared_stack)
 
 
 def query(bridge, *targets, **kwargs):

@@ -10,8 +10,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from .conftest import start_test_node, wait_until
-from .http_helpers import start_bridge, start_http_node
+from .http_helpers import start_bridge_over_wide_and_ramp
 
 pytestmark = pytest.mark.integration
 
@@ -21,11 +20,7 @@ schema = schemathesis.openapi.from_path(SPEC)
 
 @pytest.fixture(scope="module")
 def bridge(shared_stack):
-    start_http_node(shared_stack, "wide")
-    start_test_node(shared_stack, "ramp")
-    b = start_bridge(shared_stack)
-    wait_until(lambda: {"wide::f0", "ramp::ramp"} <= set(b.targets()), 30, what="fields listed")
-    return b
+    return start_bridge_over_wide_and_ramp(shared_stack)
 
 
 @schema.parametrize()

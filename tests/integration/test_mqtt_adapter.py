@@ -42,13 +42,6 @@ def adapter(shared_stack, broker):
     node.stop()
 
 
-@pytest.fixture
-def mq(broker):
-    c = Collector(broker.port)
-    yield c
-    c.close()
-
-
 def _json(message):
     return json.loads(message.payload)
 

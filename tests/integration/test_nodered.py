@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -18,7 +16,7 @@ import uuid
 
 import pytest
 
-from datasock.mqtt.testing import Collector, Mosquitto
+from datasock.mqtt.testing import Mosquitto
 
 from .conftest import REPO, wait_until
 
@@ -59,32 +57,18 @@ def running(shared_stack, broker, node_red_js, tmp_path_factory):
     assert len(brokers) == 1 and brokers[0]["broker"] == "127.0.0.1" and brokers[0]["port"] == "1883"
     brokers[0]["port"] = str(broker.port)
     (user_dir / "flows.json").write_text(json.dumps(flows))
-    log = user_dir / "node-red.log"
-    red = subprocess.Popen(["node", str(node_red_js), "--settings", str(SETTINGS_JS),
-                            "--userDir", str(user_dir), str(user_dir / "flows.json")],
-                           stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=user_dir)
+    # Node-RED runs in its user dir; Proc.stop ends it by PID like every other process
+    red = shared_stack.spawn("node-red", ["node", str(node_red_js), "--settings", str(SETTINGS_JS),
+                                          "--userDir", str(user_dir), str(user_dir / "flows.json")])
     try:
-        wait_until(lambda: "Connected to broker" in log.read_text(errors="replace")
-                   or red.poll() is not None, 60, what="Node-RED connected to the broker")
-        assert red.poll() is None, log.read_text(errors="replace")
-        yield {"adapter": adapter, "sim": sim, "node_red_log": log, "node_red": red}
+        wait_until(lambda: "Connected to broker" in red.output() or not red.alive(), 60,
+                   what="Node-RED connected to the broker")
+        assert red.alive(), red.output()
+        yield {"adapter": adapter, "sim": sim, "node_red_log": red.log, "node_red": red}
     finally:
-        if red.poll() is None:
-            os.kill(red.pid, signal.SIGTERM)
-            try:
-                red.wait(15)
-            except subprocess.TimeoutExpired:
-                os.kill(red.pid, signal.SIGKILL)
-                red.wait()
+        red.stop()
         adapter.stop()
         sim.stop()
-
-
-@pytest.fixture
-def mq(broker):
-    c = Collector(broker.port)
-    yield c
-    c.close()
 
 
 def get(stack, node, *fields, start="-600"):
