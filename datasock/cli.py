@@ -91,11 +91,17 @@ def stack_children(settings) -> tuple[list, list[str]]:
 
 
 def cmd_up(args) -> int:
+    from . import extranodes
+    from .procutil import check_ports_free, stack_listens
     from .supervisor import Supervisor
 
-    children, lines = stack_children(_settings())
-    sup = Supervisor(children)
-    for line in lines:
+    settings = _settings()
+    check_ports_free(stack_listens(settings))  # a held port ends `up` before anything starts
+    children, lines = stack_children(settings)
+    # the operator's own nodes (DATASOCK_NODES_FILE): checked before anything starts
+    extra, monitors, extra_lines = extranodes.up_children(settings, children)
+    sup = Supervisor(children + extra, monitors=monitors)
+    for line in lines + extra_lines:
         sup.say(line)
     return sup.run()
 
@@ -141,37 +147,29 @@ def consumer_calls(*calls: tuple[str, tuple, dict]) -> list:
     """Join as the consumer user, make the calls ``(procedure, args, kwargs)`` in turn.
 
     Returns their results. Errors end the process with a one-line message
-    (see :func:`runtime.react`).
+    (see :func:`client.run_as_consumer`).
     """
     from autobahn.wamp.exception import ApplicationError
     from twisted.internet import defer
 
-    from . import client, runtime
+    from . import client
 
     settings = _settings()
-    results = []
 
     @defer.inlineCallbacks
-    def main(reactor):
-        session = yield client.connect_once(settings, client.credentials(settings, "consumer"))
-        try:
-            for procedure, call_args, call_kwargs in calls:
+    def work(session):
+        results = []
+        for procedure, call_args, call_kwargs in calls:
+            try:
                 results.append((yield client.call(session, settings, procedure, *call_args,
                                                   **call_kwargs)))
-        except ApplicationError as exc:
-            if exc.error == "wamp.error.no_such_procedure":
-                raise DatasockError(f"nothing serves {settings.uri(procedure)} "
-                                    "(is the node running? `datasock nodes` lists them)")
-            raise DatasockError(exc.error_message())
-        finally:
-            session.leave()
-
-    try:
-        runtime.react(main)
-    except SystemExit as exc:
-        if exc.code not in (0, None):
-            raise
-    return results
+            except ApplicationError as exc:
+                if exc.error == "wamp.error.no_such_procedure":
+                    raise DatasockError(f"nothing serves {settings.uri(procedure)} "
+                                        "(is the node running? `datasock nodes` lists them)") from None
+                raise
+        return results
+    return client.run_as_consumer(settings, work)
 
 
 def consumer_call(procedure: str, *call_args, **call_kwargs):
@@ -225,16 +223,17 @@ def rows_by_time(reply: dict, fields: Sequence[str], timeline_of: dict[str, str]
 
 
 def cmd_get(args) -> int:
-    from . import timeutil, wire
+    from . import client, timeutil, wire
 
     wire.check_node_name(args.node)
     kwargs = {}
     if args.min_stride is not None:
         kwargs["min_stride"] = args.min_stride
     start, end = timeutil.parse_time_arg(args.start), timeutil.parse_time_arg(args.end)
-    (fields, _), reply = consumer_calls(
-        (wire.node_procedure(args.node, "get_fields"), (start, end), {}),
-        (wire.node_procedure(args.node, "get_data"), (list(args.field), start, end), kwargs))
+    settings = _settings()
+    # a node not on datasock's SDK (no get_info) is asked in windows under its 1 MiB message cap
+    (fields, _), reply = client.run_as_consumer(settings, lambda session: client.read_node(
+        session, settings, args.node, list(args.field), start, end, **kwargs))
     if args.format == "json":
         print(json.dumps(reply))
         return 0
@@ -275,8 +274,12 @@ def cmd_config(args) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="datasock", description="Serve housekeeping data over WAMP.")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="run router, hub, sim and host nodes as one supervised tree"
-                   ).set_defaults(func=cmd_up)
+    sub.add_parser("up", help="run the whole stack and your own nodes as one supervised tree",
+                   description="Run the whole stack as one supervised tree: router, hub, the built-in "
+                   "nodes (sim, host, archive and its scanner, ocs), HTTP bridge, MQTT adapter (and a "
+                   "Mosquitto if no broker answers), plus your own nodes from the nodes file "
+                   "(DATASOCK_NODES_FILE, default $DATASOCK_HOME/nodes.toml), restarted when they exit "
+                   "or drop off the hub. Ctrl-C stops it all.").set_defaults(func=cmd_up)
     sub.add_parser("router", help="run the crossbar router").set_defaults(func=cmd_router)
     sub.add_parser("hub", help="run the hub (registry of data nodes)").set_defaults(func=cmd_hub)
     node = sub.add_parser("node", help="run a built-in data node")

@@ -7,6 +7,7 @@ size limit would otherwise leave the caller waiting forever.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,11 +17,11 @@ from autobahn.twisted.websocket import WampWebSocketClientFactory
 from autobahn.wamp import auth, types
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.serializer import MsgPackSerializer
-from twisted.internet import defer, reactor as _reactor
+from twisted.internet import defer, reactor as _reactor, threads
 from twisted.internet.endpoints import SSL4ClientEndpoint
 from twisted.internet.ssl import Certificate, optionsForClientTLS
 
-from . import state
+from . import state, timeutil, windows, wire
 from .errors import DatasockError
 from .settings import Settings
 
@@ -157,3 +158,131 @@ def call(session, settings: Settings, procedure: str, *args: Any, timeout: float
     timeout = settings.call_timeout if timeout is None else timeout
     d = session.call(settings.uri(procedure), *args, **kwargs)
     return with_timeout(d, timeout, f"call {procedure}")
+
+
+# -- reading a node's data, windowed for nodes with a small message cap ---------------------
+#: a datasock-only procedure of every node on datasock's SDK, ``consumer.<name>.get_info``:
+#: ``{"sdk": "datasock", "version", "downsample": "m4", "max_message_size"}``
+INFO_PROCEDURE = "get_info"
+
+#: what a timed-out call to a node that is not on datasock's SDK adds to its error
+CAP_HINT = ("the node may have hit its message-size cap: a sisock node started with autobahn's "
+            "ApplicationRunner cannot send a message over 1 MiB and drops a bigger reply. Ask a shorter "
+            "range or fewer fields, or raise the node's cap in its start script: ApplicationRunner(..., "
+            "websocket_options={'maxMessagePayloadSize': 64 << 20, 'maxFramePayloadSize': 64 << 20}) "
+            "(datasock's SDK has no such cap)")
+
+
+def node_info(session, settings: Settings, node: str, timeout: float | None = None) -> defer.Deferred:
+    """The node's get_info answer, or None when it has none (a sisock node) or the call fails."""
+    d = call(session, settings, wire.node_procedure(node, INFO_PROCEDURE), timeout=timeout)
+    return d.addCallbacks(lambda info: info if isinstance(info, dict) else None, lambda _failure: None)
+
+
+def does_m4(info: Any) -> bool:
+    """Whether a get_info answer says the node downsamples with M4 (datasock's SDK)."""
+    return isinstance(info, dict) and info.get("downsample") == "m4"
+
+
+def _cap_hint(failure, what: str):
+    failure.trap(CallTimeout)
+    raise CallTimeout(f"{failure.value}{what}: {CAP_HINT}")
+
+
+def get_data(session, settings: Settings, node: str, fields, start: float, end: float, *,
+             capped: bool, timelines=None, timeline_of=None, timeout: float | None = None,
+             concurrency: int | None = None, reactor=_reactor, **kwargs: Any) -> defer.Deferred:
+    """``get_data`` of ``node``; for a ``capped`` node (not on datasock's SDK) split into time
+    windows whose replies stay under its 1 MiB message cap (see :mod:`datasock.windows`),
+    asked ``concurrency`` at a time and merged.
+
+    ``timelines`` (:func:`windows.timelines_for`) sizes the windows, ``timeline_of``
+    (field -> timeline) places fields in the merge. Extra keyword arguments (``min_stride``)
+    go to every call.
+    """
+    procedure = wire.node_procedure(node, "get_data")
+    fields = list(fields)
+    if not capped:
+        return call(session, settings, procedure, fields, start, end, timeout=timeout, **kwargs)
+    try:
+        start, end = timeutil.resolve_range(start, end, time.time())
+    except DatasockError as exc:
+        return defer.fail(exc)
+    if timelines is None:
+        timelines = windows.timelines_for(fields, {}, {})
+    plan = windows.plan(start, end, timelines)
+    if len(plan) == 1:
+        d = call(session, settings, procedure, fields, start, end, timeout=timeout, **kwargs)
+        return d.addErrback(_cap_hint, "")
+    semaphore = defer.DeferredSemaphore(concurrency or windows.CONCURRENCY)
+    length = plan[0][1] - plan[0][0]
+
+    def window(i: int, a: float, b: float) -> defer.Deferred:
+        d = semaphore.run(call, session, settings, procedure, fields, a, b, timeout=timeout, **kwargs)
+        return d.addErrback(_cap_hint, f" (window {i + 1} of {len(plan)}, {length:g} s each, sized from "
+                                       "the node's timeline intervals: its data may be denser than they say)")
+    calls = [window(i, a, b) for i, (a, b) in enumerate(plan)]
+
+    def failed(failure):
+        for d in calls:
+            if not d.called:
+                d.cancel()
+        return failure.value.subFailure if failure.check(defer.FirstError) else failure
+
+    def merge(replies):
+        return threads.deferToThreadPool(reactor, reactor.getThreadPool(), windows.merge, replies, plan,
+                                         fields, timeline_of or {})
+    return defer.gatherResults(calls, consumeErrors=True).addCallbacks(merge, failed)
+
+
+@defer.inlineCallbacks
+def read_node(session, settings: Settings, node: str, fields, start: float, end: float, **kwargs: Any):
+    """What ``datasock get`` asks: get_fields, get_info, then get_data (windowed for a node
+    not on datasock's SDK). Fires with ``(fields_reply, data_reply)``."""
+    procedure = wire.node_procedure(node, "get_fields")
+    try:
+        fields_reply = yield call(session, settings, procedure, start, end)
+        info = yield node_info(session, settings, node)
+        meta = fields_reply[0] if isinstance(fields_reply, (list, tuple)) and fields_reply and \
+            isinstance(fields_reply[0], dict) else {}
+        procedure = wire.node_procedure(node, "get_data")
+        reply = yield get_data(session, settings, node, fields, start, end, capped=not does_m4(info),
+                               timelines=windows.timelines_from_reply(fields, fields_reply),
+                               timeline_of={f: m.get("timeline") for f, m in meta.items()
+                                            if isinstance(m, dict)},
+                               **kwargs)
+    except ApplicationError as exc:
+        if exc.error == "wamp.error.no_such_procedure":
+            raise DatasockError(f"nothing serves {settings.uri(procedure)} "
+                                "(is the node running? `datasock nodes` lists them)") from None
+        raise
+    return fields_reply, reply
+
+
+def run_as_consumer(settings: Settings, work) -> Any:
+    """Join once as the consumer user, run ``work(session)`` (a Deferred), leave; its result.
+
+    Errors end the process with a one-line message (see :func:`runtime.react`).
+    """
+    from . import runtime
+
+    results = []
+
+    @defer.inlineCallbacks
+    def main(reactor):
+        session = yield connect_once(settings, credentials(settings, "consumer"))
+        try:
+            results.append((yield work(session)))
+        except ApplicationError as exc:
+            raise DatasockError(exc.error_message())
+        except windows.MergeError as exc:   # a window's reply that is not a get_data reply
+            raise DatasockError(str(exc))
+        finally:
+            session.leave()
+
+    try:
+        runtime.react(main)
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise
+    return results[0]

@@ -20,6 +20,8 @@ from .procutil import child_preexec, free_port, port_open
 
 REPO = Path(__file__).resolve().parents[1]
 ROUTER_START_TIMEOUT = 60.0
+#: sisock's own code (shared/sisock beside the repository), run unmodified by the compatibility tests
+SISOCK_DIR = Path(os.environ.get("SISOCK_DIR", REPO.parent / "shared" / "sisock"))
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.3, what: str = "condition"):
@@ -91,10 +93,10 @@ class Stack:
         self.settings = settings_mod.load(self.env)
         self.procs: list[Proc] = []
 
-    def spawn(self, name: str, argv: list[str], env: dict | None = None) -> Proc:
+    def spawn(self, name: str, argv: list[str], env: dict | None = None, cwd: Path | None = None) -> Proc:
         log = self.tmp / f"{name}-{len(self.procs)}.log"
         with log.open("wb") as out:
-            popen = subprocess.Popen(argv, env={**self.env, **(env or {})}, cwd=self.tmp, stdout=out,
+            popen = subprocess.Popen(argv, env={**self.env, **(env or {})}, cwd=cwd or self.tmp, stdout=out,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      preexec_fn=child_preexec)
         proc = Proc(name, popen, log)
@@ -103,6 +105,33 @@ class Stack:
 
     def datasock(self, name: str, *args: str, env: dict | None = None) -> Proc:
         return self.spawn(name, [sys.executable, "-m", "datasock", *args], env)
+
+    def sisock_workdir(self, name: str, links: dict[str, Path] | None = None) -> Path:
+        """A working directory for a sisock component: sisock reads the router's certificate
+        from ``.crossbar/server_cert.pem`` under it; ``links`` adds more symbolic links."""
+        from . import state
+
+        work = self.tmp / f"sisock-{name}"
+        (work / ".crossbar").mkdir(parents=True, exist_ok=True)
+        for link, target in {".crossbar/server_cert.pem": state.cert_path(self.settings.home),
+                             **(links or {})}.items():
+            if not (work / link).is_symlink():
+                (work / link).symlink_to(target)
+        return work
+
+    def sisock_env(self, **env: str) -> dict:
+        """The environment sisock's components read, pointed at this stack."""
+        return {"PYTHONPATH": os.pathsep.join((str(SISOCK_DIR), self.env["PYTHONPATH"])),
+                "CROSSBAR_HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1", **env}
+
+    def spawn_sisock(self, name: str, script: str, env: dict | None = None,
+                     links: dict[str, Path] | None = None, argv: list[str] | None = None) -> Proc:
+        """Run one of sisock's own files (``script``, relative to SISOCK_DIR) unmodified."""
+        path = SISOCK_DIR / script
+        if not path.is_file():
+            raise FileNotFoundError(f"sisock's {script} not found under {SISOCK_DIR} (set SISOCK_DIR)")
+        return self.spawn(name, [sys.executable, str(path), *(argv or [])], self.sisock_env(**(env or {})),
+                          cwd=self.sisock_workdir(name, links))
 
     def start_router(self) -> Proc:
         proc = self.datasock("router", "router")

@@ -8,6 +8,11 @@ Buckets are aligned to absolute multiples of the stride
 (``bucket = floor(t / stride)``), so the same data gives the same buckets
 whatever the query's start time.  Everything is vectorised with numpy; there
 are no per-sample or per-bucket Python loops.
+
+:func:`downsample` keeps whole samples of a shared timeline (sisock's reply
+shape); :func:`downsample_per_field` keeps each column's own extremes with its
+own times; :func:`bounded_m4_indices` is the HTTP bridge's hard bound on the
+points of one series.
 """
 
 from __future__ import annotations
@@ -39,10 +44,14 @@ def _check_stride(stride):
 def _bucket_bounds(t, stride):
     """Return ``(starts, lasts)``: index of the first and last sample of each
     non-empty bucket, in time order."""
-    buckets = np.floor(t / stride)
+    return _bounds_of_ids(np.floor(t / stride))
+
+
+def _bounds_of_ids(buckets):
+    """``(starts, lasts)`` of the runs of equal, non-decreasing bucket ids."""
     starts = np.flatnonzero(buckets[1:] != buckets[:-1]) + 1
     starts = np.concatenate(([0], starts))
-    lasts = np.concatenate((starts[1:], [len(t)])) - 1
+    lasts = np.concatenate((starts[1:], [len(buckets)])) - 1
     return starts, lasts
 
 
@@ -75,6 +84,23 @@ def _extreme_indices(values, starts, lasts, counts):
     return found
 
 
+def _check_series(t, columns):
+    """``t`` as a sorted 1-D float array and the columns as arrays of its length."""
+    t = np.asarray(t, dtype=np.float64)
+    if t.ndim != 1:
+        raise InvalidArgument(f"t must be a 1-D array, got shape {t.shape}")
+    n = len(t)
+    arrays = [np.asarray(c) for c in columns]
+    for i, column in enumerate(arrays):
+        if column.shape != (n,):
+            raise InvalidArgument(
+                f"column {i} has shape {column.shape}, expected ({n},) like t"
+            )
+    if n and np.any(t[1:] < t[:-1]):
+        raise InvalidArgument("t must be sorted in non-decreasing order")
+    return t, arrays
+
+
 def m4_indices(
     t: np.ndarray, columns: Sequence[np.ndarray], stride: float
 ) -> np.ndarray:
@@ -88,20 +114,9 @@ def m4_indices(
     first/last.  Returns a sorted, unique int64 array.
     """
     stride = _check_stride(stride)
-    t = np.asarray(t, dtype=np.float64)
-    if t.ndim != 1:
-        raise InvalidArgument(f"t must be a 1-D array, got shape {t.shape}")
-    n = len(t)
-    arrays = [np.asarray(c) for c in columns]
-    for i, column in enumerate(arrays):
-        if column.shape != (n,):
-            raise InvalidArgument(
-                f"column {i} has shape {column.shape}, expected ({n},) like t"
-            )
-    if n == 0:
+    t, arrays = _check_series(t, columns)
+    if len(t) == 0:
         return np.empty(0, dtype=np.int64)
-    if np.any(t[1:] < t[:-1]):
-        raise InvalidArgument("t must be sorted in non-decreasing order")
 
     starts, lasts = _bucket_bounds(t, stride)
     counts = lasts - starts + 1
@@ -133,3 +148,89 @@ def downsample(
     return np.asarray(t)[keep], {
         name: np.asarray(values)[keep] for name, values in columns.items()
     }
+
+
+def downsample_per_field(
+    t: np.ndarray,
+    columns: Mapping[str, np.ndarray],
+    stride: float | None,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """M4 of each column on its own: ``{name: (kept times, kept values)}``.
+
+    The buckets are those of :func:`downsample` (``floor(t / stride)``), but a
+    column keeps only the first and last sample of each bucket and its own
+    minimum and maximum, not the other columns' extremes: many fields on one
+    timeline then cost at most four samples per bucket each, where the shared
+    timeline of :func:`downsample` keeps up to ``2 + 2 * columns`` for all.
+    With ``stride`` None, or at most 4 samples, every column keeps everything.
+    """
+    t, arrays = _check_series(t, list(columns.values()))
+    names = list(columns)
+    if stride is None or len(t) <= 4:
+        return {name: (t, values) for name, values in zip(names, arrays)}
+    stride = _check_stride(stride)
+    starts, lasts = _bucket_bounds(t, stride)
+    counts = lasts - starts + 1
+    ends = np.concatenate((starts, lasts))
+    out = {}
+    for name, values in zip(names, arrays):
+        parts = [ends]
+        if values.dtype.kind in _NUMERIC_KINDS:
+            parts.extend(_extreme_indices(values, starts, lasts, counts))
+        keep = np.unique(np.concatenate(parts))
+        out[name] = (t[keep], values[keep])
+    return out
+
+
+def bounded_m4_indices(
+    t: np.ndarray, values: np.ndarray, max_points: int, stride: float | None = None
+) -> np.ndarray:
+    """Indices of at most ``max_points`` samples of one series that keep its envelope.
+
+    A series of at most ``max_points`` samples is kept whole. Otherwise the
+    time axis is cut into at most ``max_points // 4`` buckets of at least
+    ``stride`` seconds (wider when the data's span needs it), aligned to
+    multiples of the width so that panning a plot keeps its points in place,
+    and M4 keeps the first, last, minimum and maximum sample of each (NaN
+    ignored; non-numeric values keep first and last only). Bucket ids are
+    clipped to the allowed count, so the data's first and last partial
+    buckets, or a rounding at a boundary, can only widen an edge bucket,
+    never add one: the bound holds for any sorted input. With fewer than four
+    points allowed there is one bucket, and its maximum, minimum, first and
+    last sample are kept in that order of preference.
+
+    ``t`` is a sorted, finite 1-D float array; returns sorted unique int64.
+    """
+    if isinstance(max_points, (bool, np.bool_)) or not isinstance(max_points, numbers.Integral) \
+            or max_points < 1:
+        raise InvalidArgument(f"max_points must be a positive integer, got {max_points!r}")
+    t, (values,) = _check_series(t, [values])
+    n = len(t)
+    if n <= max_points:
+        return np.arange(n, dtype=np.int64)
+    if not np.all(np.isfinite(t)):
+        raise InvalidArgument("t must be finite")
+    per_bucket = min(4, int(max_points))
+    nbuckets = int(max_points) // per_bucket
+    needed = float(t[-1] - t[0]) / nbuckets
+    width = needed if stride is None else max(_check_stride(stride), needed)
+    if width > 0:
+        origin = math.floor(t[0] / width) * width
+        ids = np.clip(np.floor((t - origin) / width), 0, nbuckets - 1)
+    else:  # every sample at one instant
+        ids = np.zeros(n)
+    starts, lasts = _bounds_of_ids(ids)
+    counts = lasts - starts + 1
+    numeric = values.dtype.kind in _NUMERIC_KINDS
+    if per_bucket < 4:  # one bucket: the extremes first
+        candidates = []
+        if numeric:
+            low, high = _extreme_indices(values, starts, lasts, counts)
+            candidates += list(high) + list(low)
+        candidates += [0, n - 1]
+        chosen = list(dict.fromkeys(int(i) for i in candidates))[:per_bucket]
+        return np.array(sorted(chosen), dtype=np.int64)
+    parts = [starts, lasts]
+    if numeric:
+        parts.extend(_extreme_indices(values, starts, lasts, counts))
+    return np.unique(np.concatenate(parts)).astype(np.int64, copy=False)

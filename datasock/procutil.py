@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import ctypes
+import dataclasses
+import errno
 import signal
 import socket
 import time
-from typing import Callable
+from typing import Callable, Iterable
 
 _PR_SET_PDEATHSIG = 1
 
@@ -41,3 +43,102 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+# -- ports a command will listen on -----------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Listen:
+    """A port a process will listen on, and the setting that chooses it."""
+    host: str
+    port: int
+    setting: str
+    what: str
+
+
+def port_held(host: str, port: int) -> bool:
+    """True when binding ``host:port`` fails because something else holds it.
+
+    Binds as the servers do (SO_REUSEADDR, so connections in TIME_WAIT do not count).
+    Other failures (an address not on this computer, a privileged port) are not "held":
+    the server itself reports those.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError:
+        return False
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return True
+    return False
+
+
+def port_holder(port: int) -> str | None:
+    """Which process listens on TCP ``port`` (``name (pid N)``), when this user may see it."""
+    try:
+        import psutil
+
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+                if conn.pid is None:
+                    return None
+                try:
+                    return f"{psutil.Process(conn.pid).name()} (pid {conn.pid})"
+                except (psutil.Error, OSError):
+                    return f"pid {conn.pid}"
+    except Exception:  # psutil.AccessDenied (macOS), a missing /proc...: the holder stays unnamed
+        return None
+    return None
+
+
+def held_port_problems(listens: Iterable[Listen], held: Callable[[str, int], bool] = port_held,
+                       holder: Callable[[int], str | None] = port_holder) -> list[str]:
+    """One sentence per port in ``listens`` that is already taken ([] when all are free)."""
+    problems = []
+    for listen in listens:
+        if not held(listen.host, listen.port):
+            continue
+        who = holder(listen.port)
+        by = f" by {who}" if who else ""
+        problems.append(f"port {listen.port} on {listen.host} ({listen.what}) is already in use{by}: "
+                        f"stop that process or set {listen.setting} to a free port")
+    return problems
+
+
+def check_ports_free(listens: Iterable[Listen]) -> None:
+    """Raise :class:`DatasockError` (exit status 1) naming every held port."""
+    from .errors import DatasockError
+
+    problems = held_port_problems(listens)
+    if problems:
+        raise DatasockError("; ".join(problems))
+
+
+def router_listens(settings) -> list[Listen]:
+    """The ports ``datasock router`` listens on."""
+    return [Listen(settings.crossbar_listen, settings.tls_port, "CROSSBAR_TLS_PORT",
+                   "the router's TLS WebSocket"),
+            Listen(settings.ocs_listen, settings.ocs_port, "CROSSBAR_OCS_PORT",
+                   "the router's OCS port")]
+
+
+def stack_listens(settings) -> list[Listen]:
+    """The ports ``datasock up`` listens on: the router's, the HTTP bridge's, and the MQTT
+    broker's when ``up`` would start its embedded one (see ``cli.stack_children``)."""
+    from .http_bridge import config as http_config
+    from .mqtt import broker as mqtt_broker, config as mqtt_config
+
+    http = http_config.load(settings.home)
+    listens = router_listens(settings) + [
+        Listen(http.listen, http.port, "DATASOCK_HTTP_PORT", "the HTTP bridge")]
+    mqtt = mqtt_config.load()
+    start, _ = mqtt_broker.embedded_broker_plan(port_open(mqtt.url.host, mqtt.url.port), mqtt,
+                                                mqtt_broker.mosquitto_binary())
+    if start:
+        listens.append(Listen(mqtt.url.host, mqtt.url.port, "DATASOCK_MQTT_URL",
+                              "the embedded MQTT broker"))
+    return listens

@@ -41,6 +41,16 @@ def parse_positive_float(text: str) -> float:
     return value
 
 
+def parse_flag(text: str) -> bool:
+    """``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off`` (any case)."""
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("is not 1 or 0 (true/false, yes/no, on/off)")
+
+
 def _uri_prefix(text: str) -> str:
     return text.rstrip(".")
 
@@ -83,6 +93,18 @@ SETTINGS: tuple[Setting, ...] = (
             "Extra data-node user the router accepts (for existing sisock DataNodeServers); "
             "needs WAMP_SECRET. Also used by clients to pick the identity they join with."),
     Setting("WAMP_SECRET", "wamp_secret", None, "Secret of WAMP_USER."),
+    Setting("DATASOCK_SISOCK_LEGACY", "sisock_legacy", "0",
+            "1: the router also accepts sisock's own components unchanged: its published users "
+            "``server`` (data nodes) and ``simonsobs`` (Grafana bridge), and sisock's anonymous OCS "
+            "feed servers. Their secrets are public: loopback only unless "
+            "DATASOCK_SISOCK_LEGACY_EXPOSED=1 (docs/security.rst).", parse_flag),
+    Setting("DATASOCK_SISOCK_LEGACY_EXPOSED", "sisock_legacy_exposed", "0",
+            "1: allow DATASOCK_SISOCK_LEGACY=1 on a router that listens beyond loopback "
+            "(anyone who can reach it can then join with sisock's public secrets).", parse_flag),
+    Setting("DATASOCK_NODES_FILE", "nodes_file", None,
+            "Nodes file of ``datasock up``: the operator's own node commands it runs and watches "
+            "(TOML, see docs/operations.rst). Unset: ``nodes.toml`` in DATASOCK_HOME if it exists.",
+            lambda text: Path(text).absolute()),
 )
 
 
@@ -102,6 +124,9 @@ class Settings:
     log_level: str
     wamp_user: str | None
     wamp_secret: str | None
+    sisock_legacy: bool
+    sisock_legacy_exposed: bool
+    nodes_file: Path | None
 
     @property
     def router_url(self) -> str:

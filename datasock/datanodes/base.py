@@ -19,7 +19,7 @@ from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer, reactor, task, threads
 
 from .. import timeutil, wire
-from ..client import call, component, credentials
+from ..client import INFO_PROCEDURE, call, component, credentials
 from ..errors import InvalidArgument
 from ..ringbuffer import RingBuffer
 from ..runtime import start_component
@@ -164,18 +164,27 @@ class NodeRunner:
         return fields_reply(fields)
 
     @defer.inlineCallbacks
-    def get_data(self, field, start, end, min_stride=None):
+    def get_data(self, field, start, end, min_stride=None, per_field=False):
+        # per_field (datasock only): M4 per field, each with its own times (reply.data_reply)
         try:
             fields = wire.check_field_list(field)
             start, end = timeutil.resolve_range(start, end, self.clock())
             stride = timeutil.check_min_stride(min_stride)
+            if not isinstance(per_field, bool):
+                raise InvalidArgument(f"per_field must be true or false, got {per_field!r}")
         except InvalidArgument as exc:
             raise _invalid(self.settings, str(exc))
         timelines = yield self.node._call(self.node.get_data, fields, start, end)
         # trimming, M4 and list conversion are CPU work: keep them off the reactor
         reply = yield threads.deferToThread(data_reply, timelines or {}, fields, start, end, stride,
-                                            self.settings.max_message_size // 2)
+                                            self.settings.max_message_size // 2, per_field)
         return reply
+
+    def get_info(self):
+        """What this node is: ``consumer.<name>.get_info`` (datasock only)."""
+        from .. import __version__
+        return {"sdk": "datasock", "version": __version__, "downsample": "m4",
+                "max_message_size": self.settings.max_message_size}
 
     # -- live samples -------------------------------------------------------------------
     def publish(self, timeline: str, t, values: Mapping[str, Any]) -> None:
@@ -191,6 +200,9 @@ class NodeRunner:
         try:
             yield session.register(self.get_fields, self.uri(wire.node_procedure(name, "get_fields")))
             yield session.register(self.get_data, self.uri(wire.node_procedure(name, "get_data")))
+            # datasock only (a sisock client never calls it): tells the HTTP bridge and
+            # `datasock get` that this node does its own M4 and has no 1 MiB message cap
+            yield session.register(self.get_info, self.uri(wire.node_procedure(name, INFO_PROCEDURE)))
         except ApplicationError as exc:
             if exc.error == "wamp.error.procedure_already_exists":
                 yield self._duplicate(session, "its procedures are registered by another session")

@@ -18,6 +18,7 @@ MIN_SECRET_LENGTH = 16
 #: in its source code. Kept as digests so no such value is spelled out here.
 PUBLISHED_SECRET_DIGESTS = frozenset({
     "36083705bb52833e95bc7439e0380244ba74fdf942971933377a8d8f90ce42bc",  # sisock hub/server
+    "c2618224cdb412480e9f165fdaa9be06cbd0d49ea61605a6d61e84f14508e5c9",  # sisock's Grafana bridge
 })
 
 #: words that mark a value as a placeholder someone forgot to replace
@@ -80,6 +81,37 @@ def router_problems(listen: str, provisioned: Mapping[str, str] | None,
         if reason:
             problems.append(f"WAMP_SECRET (of WAMP_USER {wamp_user!r}) is refused: {reason}")
     return problems
+
+
+def sisock_legacy_problems(legacy: bool, exposed_ok: bool, tls_listen: str, ocs_listen: str) -> list[str]:
+    """What stops a router with DATASOCK_SISOCK_LEGACY from starting ([] when nothing does).
+
+    sisock's users have public secrets and its feed servers join anonymously, so the
+    legacy mode is for a router only this computer reaches, unless the operator says
+    otherwise with DATASOCK_SISOCK_LEGACY_EXPOSED=1.
+    """
+    if not legacy or exposed_ok:
+        return []
+    exposed = [f"{name}={address}" for name, address in
+               (("CROSSBAR_LISTEN", tls_listen), ("CROSSBAR_OCS_LISTEN", ocs_listen))
+               if not is_loopback(address)]
+    if not exposed:
+        return []
+    return [f"DATASOCK_SISOCK_LEGACY=1 accepts sisock's users, whose secrets are published, and "
+            f"sisock's anonymous feed servers, but the router listens beyond loopback "
+            f"({', '.join(exposed)}): listen on 127.0.0.1, or set DATASOCK_SISOCK_LEGACY_EXPOSED=1 "
+            "if everyone who can reach the router may join as sisock's users"]
+
+
+def legacy_warning(base_uri: str, exposed: bool) -> str:
+    """The line a router with DATASOCK_SISOCK_LEGACY=1 prints when it starts."""
+    where = ("BEYOND LOOPBACK (DATASOCK_SISOCK_LEGACY_EXPOSED=1)" if exposed
+             else "on loopback")
+    return ("WARNING: DATASOCK_SISOCK_LEGACY=1: this router accepts sisock's published users "
+            "'server' (data node rights) and 'simonsobs' (read only), whose secrets are public, "
+            f"and lets anonymous OCS-port sessions serve {base_uri}.consumer.<name>.<procedure> and "
+            f"call {base_uri}.data_node.add/subtract; it listens {where}. "
+            "Move sisock's components to datasock's users and turn this off (docs/sisock.rst)")
 
 
 def http_problems(listen: str, auth: str, secret: str | None) -> list[str]:

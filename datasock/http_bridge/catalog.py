@@ -10,6 +10,7 @@ import dataclasses
 import threading
 from typing import Any, Mapping
 
+from .. import windows
 from .protocol import target_name
 
 
@@ -20,24 +21,40 @@ class Snapshot:
     descriptions: Mapping[str, str]
     #: every ``node::field``, sorted
     names: tuple[str, ...]
+    #: nodes whose get_info says they downsample with M4 (datasock's SDK: no 1 MiB cap either)
+    m4_nodes: frozenset[str] = frozenset()
+    #: node -> timeline -> interval from get_fields (None: aperiodic), to size windowed calls
+    intervals: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 class FieldCache:
     def __init__(self):
         self._nodes: dict[str, dict] = {}
         self._descriptions: dict[str, str] = {}
+        self._intervals: dict[str, dict] = {}
+        self._m4: set[str] = set()
         self.snapshot = Snapshot({}, {}, ())
 
     def _publish(self) -> None:
         catalog = {node: fields for node, fields in sorted(self._nodes.items())}
         names = tuple(sorted(target_name(n, f) for n, fields in catalog.items() for f in fields))
-        self.snapshot = Snapshot(catalog, dict(self._descriptions), names)
+        self.snapshot = Snapshot(catalog, dict(self._descriptions), names,
+                                 frozenset(self._m4 & set(catalog)),
+                                 {n: self._intervals.get(n, {}) for n in catalog})
 
-    def set_node(self, name: str, description: str, fields_reply: Any) -> None:
-        """Record a node and its get_fields reply (sisock's ``[fields, timelines]``)."""
+    def set_node(self, name: str, description: str, fields_reply: Any, info: Any = None) -> None:
+        """Record a node, its get_fields reply (sisock's ``[fields, timelines]``) and its
+        get_info answer (None for a node without one: a sisock node)."""
         fields = fields_reply[0] if isinstance(fields_reply, (list, tuple)) and fields_reply else {}
         if not isinstance(fields, dict):
             fields = {}
+        timelines = fields_reply[1] if isinstance(fields_reply, (list, tuple)) and len(fields_reply) > 1 \
+            else {}
+        self._intervals[name] = windows.intervals_of(timelines)
+        if isinstance(info, dict) and info.get("downsample") == "m4":
+            self._m4.add(name)
+        else:
+            self._m4.discard(name)
         self._nodes[name] = {str(f): {"units": meta.get("units", "") or "",
                                       "type": meta.get("type", "number") or "number",
                                       "description": meta.get("description", "") or "",
@@ -47,16 +64,20 @@ class FieldCache:
         self._publish()
 
     def drop_node(self, name: str) -> None:
+        self._intervals.pop(name, None)
+        self._m4.discard(name)
         if self._nodes.pop(name, None) is not None or self._descriptions.pop(name, None) is not None:
             self._descriptions.pop(name, None)
             self._publish()
 
-    def replace_all(self, nodes: Mapping[str, tuple[str, Any]]) -> None:
-        """A full refresh: ``{name: (description, fields_reply)}``."""
+    def replace_all(self, nodes: Mapping[str, tuple]) -> None:
+        """A full refresh: ``{name: (description, fields_reply[, info])}``."""
         self._nodes.clear()
         self._descriptions.clear()
-        for name, (description, reply) in nodes.items():
-            self.set_node(name, description, reply)
+        self._intervals.clear()
+        self._m4.clear()
+        for name, (description, reply, *info) in nodes.items():
+            self.set_node(name, description, reply, *info)
         self._publish()
 
 

@@ -31,6 +31,8 @@ FILTER_OPERATORS = ("=", "!=", "=~", "!~", "<", ">")
 # M4 keeps up to four samples (first, min, max, last) per bucket
 SAMPLES_PER_BUCKET = 4
 DEFAULT_MAX_POINTS = 1000
+# a larger maxDataPoints bounds nothing a reply could hold (and keeps bucket ids in int64)
+MOST_POINTS = 10**9
 # finer buckets than this are no downsampling at all (and would only cost the node work)
 FINEST_STRIDE = 1e-6
 
@@ -126,14 +128,22 @@ def _positive_number(value: Any, what: str) -> float | None:
     return float(value)
 
 
+def point_budget(max_points: float | None) -> int:
+    """The most points one min-max series may answer (``maxDataPoints``, default 1000),
+    and the most buckets of a mean series (capped at MOST_POINTS)."""
+    return max(1, min(MOST_POINTS, int(max_points or DEFAULT_MAX_POINTS)))
+
+
 def min_stride(start: float, end: float, max_points: float | None, interval_ms: float | None,
                mode: str = "min-max") -> float | None:
     """The stride (seconds) that brings one series to about ``max_points`` points.
 
     min-max: M4 buckets of ``4 * span / max_points`` (first, min and max and last of
     each are kept, so a one-sample spike survives). mean: buckets of
-    ``span / max_points``. Grafana's ``intervalMs`` is a lower bound: a panel never
-    needs points closer than that. raw: None.
+    ``span / max_points`` (also what the bridge asks of nodes that do not do M4
+    themselves: one sample per bucket is then about ``max_points`` points). Grafana's
+    ``intervalMs`` is a lower bound: a panel never needs points closer than that.
+    raw: None.
     """
     if mode == "raw":
         return None
@@ -417,17 +427,31 @@ def as_float_array(values: Sequence) -> np.ndarray | None:
         return None
 
 
-def bucket_means(t: np.ndarray, values: np.ndarray, start: float, stride: float
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def bucket_means(t: np.ndarray, values: np.ndarray, start: float, stride: float | None,
+                 max_buckets: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Mean of the values in each stride-wide bucket from ``start`` (NaNs ignored),
-    stamped at the bucket's first sample."""
+    stamped at the bucket's first sample; ``t`` sorted.
+
+    With ``max_buckets`` there are never more buckets than that: samples past the
+    last one (or before ``start``) join the edge bucket, and a stride too fine
+    for the data's span (or None) is widened to it.
+    """
     if len(t) == 0:
         return t, values
     ok = ~np.isnan(values)
     t, values = t[ok], values[ok]
     if len(t) == 0:
         return t, values
-    bucket = np.floor((t - start) / stride).astype(np.int64)
+    if max_buckets is not None:
+        needed = float(t[-1] - min(start, t[0])) / max_buckets
+        stride = max(stride or 0.0, needed)
+    if not stride:  # one instant: one bucket
+        bucket = np.zeros(len(t), dtype=np.int64)
+    else:
+        bucket = np.floor((t - start) / stride)
+        if max_buckets is not None:
+            bucket = np.clip(bucket, 0, max_buckets - 1)
+        bucket = bucket.astype(np.int64)
     edges = np.flatnonzero(np.diff(bucket)) + 1
     starts = np.concatenate(([0], edges))
     sums = np.add.reduceat(values, starts)
@@ -435,34 +459,53 @@ def bucket_means(t: np.ndarray, values: np.ndarray, start: float, stride: float
     return t[starts], sums / counts
 
 
-def timeseries(name: str, ref_id: str, t: np.ndarray, values: np.ndarray) -> dict:
+def notice(severity: str, text: str) -> dict:
+    """One entry of a frame's ``meta.notices`` (Grafana shows them on the panel)."""
+    return {"severity": severity, "text": text}
+
+
+def with_notices(answer: dict, notices: Sequence[dict] = ()) -> dict:
+    """``answer`` with ``meta.notices`` when there is anything to say.
+
+    Grafana keeps ``meta`` of a data frame, and of a time series or table too when it
+    turns them into frames (what the simpod plugin does with every answer).
+    """
+    if notices:
+        answer["meta"] = {"notices": list(notices)}
+    return answer
+
+
+def timeseries(name: str, ref_id: str, t: np.ndarray, values: np.ndarray,
+               notices: Sequence[dict] = ()) -> dict:
     """``{"target", "datapoints": [[value, ms], ...]}`` (numpy; orjson writes it)."""
     points = np.empty((len(t), 2), dtype=np.float64)
     points[:, 0] = values
     points[:, 1] = np.round(t * 1000.0)
-    return {"target": name, "refId": ref_id, "datapoints": points}
+    return with_notices({"target": name, "refId": ref_id, "datapoints": points}, notices)
 
 
-def table(name: str, ref_id: str, t: np.ndarray, values: Sequence, field_type: str) -> dict:
+def table(name: str, ref_id: str, t: np.ndarray, values: Sequence, field_type: str,
+          notices: Sequence[dict] = ()) -> dict:
     column_type = {"number": "number", "bool": "boolean"}.get(field_type, "string")
     ms = np.round(np.asarray(t, dtype=np.float64) * 1000.0)
     if column_type == "number":
         rows: Any = np.column_stack((ms, np.asarray(values, dtype=np.float64)))
     else:
         rows = list(zip(ms.tolist(), list(values)))
-    return {"type": "table", "refId": ref_id, "target": name,
-            "columns": [{"text": "Time", "type": "time"}, {"text": name, "type": column_type}],
-            "rows": rows}
+    return with_notices({"type": "table", "refId": ref_id, "target": name,
+                         "columns": [{"text": "Time", "type": "time"}, {"text": name, "type": column_type}],
+                         "rows": rows}, notices)
 
 
-def frame(name: str, ref_id: str, t: np.ndarray, values: Sequence, field_type: str) -> dict:
+def frame(name: str, ref_id: str, t: np.ndarray, values: Sequence, field_type: str,
+          notices: Sequence[dict] = ()) -> dict:
     """A data frame (for string and bool fields, which time series cannot carry)."""
     value_type = {"number": "number", "bool": "boolean"}.get(field_type, "string")
-    return {"name": name, "refId": ref_id,
-            "fields": [{"name": "Time", "type": "time",
-                        "values": np.round(np.asarray(t, dtype=np.float64) * 1000.0)},
-                       {"name": name, "type": value_type, "values": list(values),
-                        "config": {"displayName": name}}]}
+    return with_notices({"name": name, "refId": ref_id,
+                         "fields": [{"name": "Time", "type": "time",
+                                     "values": np.round(np.asarray(t, dtype=np.float64) * 1000.0)},
+                                    {"name": name, "type": value_type, "values": list(values),
+                                     "config": {"displayName": name}}]}, notices)
 
 
 def error_frame(name: str, ref_id: str, message: str) -> dict:
@@ -472,16 +515,17 @@ def error_frame(name: str, ref_id: str, message: str) -> dict:
             "error": message}
 
 
-def annotation_frame(name: str, ref_id: str, t: Sequence[float], values: Sequence) -> dict:
+def annotation_frame(name: str, ref_id: str, t: Sequence[float], values: Sequence,
+                     notices: Sequence[dict] = ()) -> dict:
     """One annotation per change of value, as the frame Grafana maps to annotations
     (fields time, title, text, tags)."""
     changes = value_changes(list(t), values)
-    return {"name": name, "refId": ref_id,
+    return with_notices({"name": name, "refId": ref_id,
             "fields": [{"name": "time", "type": "time", "values": [round(c[0] * 1000) for c in changes]},
                        {"name": "title", "type": "string", "values": [f"{name}: {c[2]}" for c in changes]},
                        {"name": "text", "type": "string", "values": [f"{c[1]} -> {c[2]}" for c in changes]},
                        {"name": "tags", "type": "other",
-                        "values": [name.split(SEPARATOR, 1) for _ in changes]}]}
+                        "values": [name.split(SEPARATOR, 1) for _ in changes]}]}, notices)
 
 
 def value_changes(t: Sequence[float], values: Sequence) -> list[tuple[float, Any, Any]]:

@@ -3,6 +3,10 @@
 Pure: :func:`plan` turns a parsed request into one get_data call per (node, stride)
 so the nodes of one request can be asked concurrently; :func:`answer` shapes the
 replies. A failed call or an unknown field costs only its own targets.
+
+Whatever a node replies, a min-max series answers at most ``maxDataPoints`` points
+(M4 in the bridge, each series on its own) and a mean series at most
+``maxDataPoints`` buckets; what reduced a series is said in its ``meta.notices``.
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .. import wire
+from ..downsample import bounded_m4_indices
 from ..errors import InvalidArgument
 from . import protocol
 from .protocol import Catalog, Query, Target
@@ -25,7 +30,12 @@ class Fetch:
     start: float
     end: float
     min_stride: float | None
+    #: extra keyword arguments of the call (``per_field`` for nodes on datasock's SDK)
+    options: tuple[tuple[str, Any], ...] = ()
 
+
+#: get_data keyword of datasock's SDK: M4 per field, each field with its own times
+PER_FIELD = (("per_field", True),)
 
 @dataclasses.dataclass(frozen=True)
 class Item:
@@ -46,11 +56,24 @@ class Plan:
     fetches: dict[tuple, Fetch]
     #: start of the requested range (mean buckets are aligned to it)
     start: float = 0.0
+    #: end of the requested range (min-max and mean series are trimmed to [start, end))
+    end: float | None = None
+    #: the most points of a min-max series, the most buckets of a mean one (None: no bound)
+    max_points: int | None = None
 
 
-def plan(query: Query, catalog: Catalog) -> Plan:
+def plan(query: Query, catalog: Catalog, m4_nodes: frozenset[str] = frozenset()) -> Plan:
+    """The get_data calls of ``query`` and what each target answers from them.
+
+    min-max targets ask the nodes in ``m4_nodes`` (those on datasock's SDK, which
+    do M4 themselves, per field) with the M4 stride ``4 * span / maxDataPoints``;
+    every other node gets ``span / maxDataPoints``, so one that decimates by
+    ``min_stride`` sends about ``maxDataPoints`` samples. Either way the bridge's
+    own M4 bounds the series.
+    """
     items: list[Item] = []
     wanted: dict[tuple, dict[str, None]] = {}
+    node_stride = protocol.min_stride(query.start, query.end, query.max_points, query.interval_ms, "mean")
     for target in query.targets:
         pairs = protocol.expand(target, catalog, query.filters)
         if not pairs:
@@ -59,9 +82,14 @@ def plan(query: Query, catalog: Catalog) -> Plan:
             continue
         stride = protocol.min_stride(query.start, query.end, query.max_points, query.interval_ms,
                                      target.mode)
-        # mean is computed here from raw samples; min-max is the node's M4; every
-        # change of value needs every sample
-        fetch_stride = stride if target.mode == "min-max" and target.format != "annotations" else None
+        # mean is computed here from raw samples; min-max is M4 (on the node, then
+        # bounded here); every change of value needs every sample
+        m4 = target.mode == "min-max" and target.format != "annotations"
+
+        def key_of(name: str) -> tuple:
+            if not m4:
+                return (name, None)
+            return (name, stride) if name in m4_nodes else (name, node_stride)
         for node, field in pairs:
             nodes = protocol.combined_nodes(node)
             try:
@@ -75,7 +103,7 @@ def plan(query: Query, catalog: Catalog) -> Plan:
                     items.append(Item(target, node, field, error=f"none of {nodes} has field {field!r}"))
                     continue
                 # ask only the nodes that may have the field (unknown nodes answer for themselves)
-                keys = tuple((n, fetch_stride) for n in nodes if n not in catalog or field in catalog[n])
+                keys = tuple(key_of(n) for n in nodes if n not in catalog or field in catalog[n])
                 for key in keys:
                     wanted.setdefault(key, {})[field] = None
                 items.append(Item(target, node, field, None, stride, parts=keys))
@@ -83,15 +111,25 @@ def plan(query: Query, catalog: Catalog) -> Plan:
             if node in catalog and field not in catalog[node]:
                 items.append(Item(target, node, field, error=f"node {node!r} has no field {field!r}"))
                 continue
-            key = (node, fetch_stride)
+            key = key_of(node)
             wanted.setdefault(key, {})[field] = None
             items.append(Item(target, node, field, key, stride))
-    fetches = {key: Fetch(key[0], tuple(fields), query.start, query.end, key[1])
+    fetches = {key: Fetch(key[0], tuple(fields), query.start, query.end, key[1],
+                          PER_FIELD if key[0] in m4_nodes and key[1] is not None else ())
                for key, fields in wanted.items()}
-    return Plan(items, fetches, query.start)
+    return Plan(items, fetches, query.start, query.end, protocol.point_budget(query.max_points))
 
 
 def _timeline_of(reply: Mapping, field: str, meta: Mapping[str, Any]) -> Mapping | None:
+    """The timeline (``{"t", "finalized_until"}``) a reply gives ``field``'s values.
+
+    A per-field reply (datasock's SDK asked with ``per_field``) names it under
+    ``field_timeline``; otherwise the catalog's timeline, or the one timeline with
+    as many times as the field has values.
+    """
+    per_field = reply.get("field_timeline")
+    if isinstance(per_field, Mapping) and isinstance(per_field.get(field), Mapping):
+        return per_field[field]
     timelines = reply.get("timeline") or {}
     if meta.get("timeline") in timelines:
         return timelines[meta["timeline"]]
@@ -107,14 +145,17 @@ def combined_reply(item: Item, replies: list[Mapping], catalog: Catalog) -> tupl
     ValueError when none could answer.
     """
     parts = []
+    notices: list[dict] = []
     for (node, _), reply in zip(item.parts, replies):
         if isinstance(reply, BaseException) or reply is None:
             continue
         values = (reply.get("data") or {}).get(item.field)
-        timeline = _timeline_of(reply, item.field, catalog.get(node, {}).get(item.field, {}))
+        meta = catalog.get(node, {}).get(item.field, {})
+        timeline = _timeline_of(reply, item.field, meta)
         if values is None or timeline is None:
             continue
         parts.append(protocol.Part(timeline.get("t", ()), values, timeline.get("finalized_until")))
+        notices += node_notices(node, reply, meta, timeline, len(values))
     if not parts:
         errors = [describe_error(r) for r in replies if isinstance(r, BaseException) or r is None]
         raise ValueError("; ".join(errors) or "no node has samples of the field")
@@ -122,11 +163,98 @@ def combined_reply(item: Item, replies: list[Mapping], catalog: Catalog) -> tupl
     meta = {**protocol.combined_meta(item.node, item.field, catalog), "timeline": "combined"}
     reply = {"data": {item.field: merged.values},
              "timeline": {"combined": {"t": list(merged.t), "finalized_until": merged.finalized_until}}}
+    if notices:
+        reply[NOTICES] = notices
     return reply, {item.node: {item.field: meta}}
 
 
-def series(item: Item, reply: Mapping, catalog: Catalog, start: float = 0.0) -> dict:
-    """The answer for one (node, field) of a target from its node's reply."""
+#: where a merged reply of a combined target carries its nodes' notices (never on the wire)
+NOTICES = "_notices"
+
+
+def node_notices(node: str, reply: Mapping, meta: Mapping[str, Any], timeline: Mapping | None,
+                 nvalues: int) -> list[dict]:
+    """What a node's reply says about how it reduced a field's series."""
+    out = []
+    reduced = reply.get("downsampled")
+    if isinstance(reduced, Mapping):
+        strides = reduced.get("min_stride")
+        stride = strides.get(meta.get("timeline")) if isinstance(strides, Mapping) else None
+        if stride is None and isinstance(strides, Mapping) and len(strides) == 1:
+            stride = next(iter(strides.values()))
+        width = f" (M4, buckets of {_seconds(stride)})" if isinstance(stride, (int, float)) else ""
+        reason = reduced.get("reason")
+        out.append(protocol.notice(
+            "warning", f"node {node} downsampled its reply to fit its message size limit{width}"
+                       f"{': ' + reason if isinstance(reason, str) else ''}; a shorter range gives "
+                       f"every sample"))
+    samples = timeline.get("samples") if isinstance(timeline, Mapping) else None
+    if isinstance(samples, int) and not isinstance(samples, bool) and samples > nvalues:
+        out.append(protocol.notice(
+            "info", f"node {node}: M4 (first, min, max, last per bucket) kept {nvalues} of {samples} "
+                    f"samples"))
+    return out
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.4g} s"
+
+
+def _bounded(item: Item, t: np.ndarray, values: Any, numbers: np.ndarray | None, field_type: str,
+             start: float, end: float | None, max_points: int | None
+             ) -> tuple[np.ndarray, Any, np.ndarray | None, list[dict]]:
+    """A min-max or mean series trimmed to [start, end), sorted, and bounded; and what was done."""
+    target = item.target
+    if target.mode == "raw" or target.format == "annotations" or max_points is None:
+        return t, values, numbers, []
+    keep = np.isfinite(t)
+    if end is not None:
+        keep &= (t >= start) & (t < end)
+    if not keep.all():
+        idx = np.flatnonzero(keep)
+        t, numbers = t[idx], (numbers[idx] if numbers is not None else None)
+        values = [values[i] for i in idx] if numbers is None else values
+    if len(t) > 1 and np.any(t[1:] < t[:-1]):
+        order = np.argsort(t, kind="stable")
+        t, numbers = t[order], (numbers[order] if numbers is not None else None)
+        values = [values[i] for i in order] if numbers is None else values
+    n = len(t)
+    span = (end - start) if end is not None else 0.0
+    if target.mode == "mean" and numbers is not None and field_type == "number":
+        t, numbers = protocol.bucket_means(t, numbers, start, item.stride, max_points)
+        if len(t) < n:
+            return t, values, numbers, [protocol.notice(
+                "info", f"mean: {n} samples averaged into {len(t)} buckets "
+                        f"(at most {max_points}, {_seconds(max(item.stride or 0, span / max_points))} wide)")]
+        return t, values, numbers, []
+    if n <= max_points:
+        return t, values, numbers, []
+    per_bucket = min(4, max_points)
+    width = max(item.stride or 0.0, span / (max_points // per_bucket)) or None
+    if numbers is not None:
+        column = numbers
+    elif field_type == "bool" and all(isinstance(v, bool) for v in values):
+        column = np.asarray(values, dtype=bool)       # False/True as 0/1: both kept per bucket
+    else:
+        column = np.asarray(values, dtype=object)     # first and last per bucket
+    idx = bounded_m4_indices(t, column, max_points, width)
+    t = t[idx]
+    if numbers is not None:
+        numbers = numbers[idx]
+    else:
+        values = [values[i] for i in idx]
+    return t, values, numbers, [protocol.notice(
+        "info", f"{target.mode}: the bridge kept {len(idx)} of {n} samples (M4: first, min, max and last of "
+                f"at most {max_points // per_bucket} buckets, maxDataPoints {max_points})")]
+
+
+def series(item: Item, reply: Mapping, catalog: Catalog, start: float = 0.0, end: float | None = None,
+           max_points: int | None = None) -> dict:
+    """The answer for one (node, field) of a target from its node's reply.
+
+    With ``max_points``, a min-max series (any type) answers at most that many points
+    and a mean series at most that many bucket means, trimmed to [start, end).
+    """
     name = protocol.target_name(item.node, item.field)
     target = item.target
     meta = catalog.get(item.node, {}).get(item.field, {})
@@ -138,26 +266,30 @@ def series(item: Item, reply: Mapping, catalog: Catalog, start: float = 0.0) -> 
         if values:
             return protocol.error_frame(name, target.ref_id, f"{name}: no timeline for its values")
         timeline = {"t": []}
-    t = np.asarray(timeline["t"], dtype=np.float64)
-    if len(t) != len(values):
+    notices = list(reply.get(NOTICES) or ()) or node_notices(item.node, reply, meta, timeline, len(values))
+    try:
+        t = np.asarray(timeline.get("t", ()), dtype=np.float64)
+    except (TypeError, ValueError):
+        return protocol.error_frame(name, target.ref_id, f"{name}: its times are not numbers")
+    if t.ndim != 1 or len(t) != len(values):
         return protocol.error_frame(name, target.ref_id,
                                     f"{name}: {len(values)} values for {len(t)} times")
     if target.format == "annotations":
-        return protocol.annotation_frame(name, target.ref_id, timeline["t"], values)
+        return protocol.annotation_frame(name, target.ref_id, t.tolist(), values, notices)
     field_type = meta.get("type")
     numbers = protocol.as_float_array(values) if field_type in (None, "number") else None
     if field_type is None:
         field_type = "number" if numbers is not None else "string"
     if field_type == "number" and numbers is None:
         return protocol.error_frame(name, target.ref_id, f"{name}: values are not numbers")
-    if field_type == "number" and target.mode == "mean" and item.stride:
-        t, numbers = protocol.bucket_means(t, numbers, start, item.stride)
+    t, values, numbers, done = _bounded(item, t, values, numbers, field_type, start, end, max_points)
+    notices += done
     if target.format == "table":
         return protocol.table(name, target.ref_id, t, numbers if field_type == "number" else values,
-                              field_type)
+                              field_type, notices)
     if field_type == "number":
-        return protocol.timeseries(name, target.ref_id, t, numbers)
-    return protocol.frame(name, target.ref_id, t, values, field_type)
+        return protocol.timeseries(name, target.ref_id, t, numbers, notices)
+    return protocol.frame(name, target.ref_id, t, values, field_type, notices)
 
 
 def answer(the_plan: Plan, results: Mapping[tuple, Any], catalog: Catalog) -> tuple[list, list[str]]:
@@ -173,7 +305,8 @@ def answer(the_plan: Plan, results: Mapping[tuple, Any], catalog: Catalog) -> tu
         elif item.parts:
             try:
                 reply, item_catalog = combined_reply(item, [results.get(k) for k in item.parts], catalog)
-                result = series(item, reply, item_catalog, the_plan.start)
+                result = series(item, reply, item_catalog, the_plan.start, the_plan.end,
+                                the_plan.max_points)
             except ValueError as exc:
                 result = protocol.error_frame(name, item.target.ref_id, f"{name}: {exc}")
         else:
@@ -182,7 +315,7 @@ def answer(the_plan: Plan, results: Mapping[tuple, Any], catalog: Catalog) -> tu
                 message = f"{name}: {describe_error(reply)}"
                 result = protocol.error_frame(name, item.target.ref_id, message)
             else:
-                result = series(item, reply, catalog, the_plan.start)
+                result = series(item, reply, catalog, the_plan.start, the_plan.end, the_plan.max_points)
         if "error" in result:
             errors.append(result["error"])
         out.append(result)

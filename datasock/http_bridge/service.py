@@ -16,8 +16,8 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
 from twisted.web.wsgi import WSGIResource
 
-from .. import wire
-from ..client import call, component, credentials
+from .. import windows, wire
+from ..client import call, component, credentials, get_data, node_info
 from ..settings import Settings
 from .app import create_app
 from .catalog import FieldCache, FinalCache, Snapshot
@@ -71,17 +71,23 @@ class Bridge:
         session = self.session
         if session is None:
             return defer.fail(ConnectionError("not connected to the WAMP router"))
-        key = (fetch.node, fetch.fields, fetch.start, fetch.end, fetch.min_stride)
+        options = tuple(fetch.options)
+        key = (fetch.node, fetch.fields, fetch.start, fetch.end, fetch.min_stride, options)
         cached = self.finals.get(key)
         if cached is not None:
             return defer.succeed(cached)
         kwargs = {} if fetch.min_stride is None else {"min_stride": fetch.min_stride}
-        d = call(session, self.settings, wire.node_procedure(fetch.node, "get_data"), list(fetch.fields),
-                 fetch.start, fetch.end, timeout=self.http.query_timeout, **kwargs)
+        kwargs.update(dict(options))
+        snap = self.fields.snapshot
+        meta = snap.catalog.get(fetch.node, {})
+        timeline_of = {f: m["timeline"] for f, m in meta.items()}
+        # a node not on datasock's SDK (an unknown one too) is asked in windows under a 1 MiB cap
+        d = get_data(session, self.settings, fetch.node, fetch.fields, fetch.start, fetch.end,
+                     capped=fetch.node not in snap.m4_nodes,
+                     timelines=windows.timelines_for(fetch.fields, meta, snap.intervals.get(fetch.node, {})),
+                     timeline_of=timeline_of, timeout=self.http.query_timeout, reactor=self.reactor, **kwargs)
 
         def keep(reply):
-            meta = self.fields.snapshot.catalog.get(fetch.node, {})
-            timeline_of = {f: m["timeline"] for f, m in meta.items()}
             final = isinstance(reply, dict) and \
                 FinalCache.is_final(reply, list(fetch.fields), timeline_of, fetch.end)
             if final:
@@ -135,6 +141,9 @@ class Bridge:
         session = self.session
         if session is None:
             return
+        # get_info (datasock's SDK only) says whether the node does M4 and has no 1 MiB cap;
+        # any error (no_such_procedure from a sisock node) means a node without
+        info = node_info(session, self.settings, name, timeout=self.http.query_timeout)
         try:
             reply = yield call(session, self.settings, wire.node_procedure(name, "get_fields"),
                                FIELDS_SINCE, 0, timeout=self.http.query_timeout)
@@ -142,8 +151,10 @@ class Bridge:
             log.warn("get_fields of node {name!r} failed: {exc}", name=name, exc=str(exc))
             if isinstance(exc, ApplicationError) and exc.error == "wamp.error.no_such_procedure":
                 self.fields.drop_node(name)
+            yield info
             return
-        self.fields.set_node(name, description, reply)
+        info = yield info
+        self.fields.set_node(name, description, reply, info)
 
     def _node_added(self, entry=None, *args, **kwargs):
         entry = entry if isinstance(entry, dict) else kwargs

@@ -26,8 +26,8 @@ from ..datanodes import NodeRunner
 from ..errors import InvalidArgument
 from ..runtime import start_component
 from ..settings import Settings
-from . import topics
-from .config import MqttSettings
+from . import poll as poll_mod, topics
+from .config import MqttSettings, poll_settings
 from .feed import MqttFedNode
 from .record import Recorder
 from .topics import Malformed
@@ -38,6 +38,10 @@ log = txaio.make_logger()
 SESSION_EXPIRY = 3600
 STATS_INTERVAL = 5.0
 META_REFRESH_INTERVAL = 10.0
+#: polled (pull-only) nodes are described again this often, so new fields get polled too
+FIELDS_REFRESH_INTERVAL = 60.0
+#: how often the poll timer looks again at most when nothing tells it to (seconds)
+POLL_IDLE_CHECK = 5.0
 #: messages paho queues while the broker is away; beyond that each refused one is counted and logged
 MAX_QUEUED = 1_000_000
 
@@ -93,6 +97,12 @@ class Adapter:
         self._meta_asked: dict[str, float] = {}
         self._pending: list = []
         self._pending_lock = threading.Lock()
+        # nodes that publish no live samples are polled (the MQTT-fed node's values are on MQTT already)
+        self.poll_settings = poll_settings(mqtt)
+        self.poller = poll_mod.Planner(self.poll_settings, never=(mqtt.node,))
+        self._poll_timer = None
+        self._polling: set[str] = set()    # nodes polled so far (logged once)
+        self._poll_failing: dict[str, int] = {}
 
     # -- MQTT side (paho's thread) ------------------------------------------------------------
     def start_mqtt(self) -> None:
@@ -201,9 +211,11 @@ class Adapter:
                 self._node_offline(name)
             for name, description in online.items():
                 self._node_online(name, description)
+            self._schedule_polls()
 
     def on_leave(self, session, details):
         self.session = None
+        self._cancel_poll_timer()
 
     def _on_node_added(self, entry, *args, **kwargs):
         if isinstance(entry, dict) and isinstance(entry.get("name"), str):
@@ -220,6 +232,9 @@ class Adapter:
 
     def _node_offline(self, name: str) -> None:
         self.descriptions.pop(name, None)
+        self.poller.forget(name)
+        self._polling.discard(name)
+        self._poll_failing.pop(name, None)
         self.publish(topics.state_topic(self.mqtt.prefix, name), b"offline", retain=True)
 
     @defer.inlineCallbacks
@@ -235,9 +250,13 @@ class Adapter:
             log.info("cannot describe node {name}: {exc}", name=name, exc=str(exc))
             return
         payload = topics.meta_payload(name, self.descriptions.get(name, ""), fields)
-        self.meta[name] = payload
         self.meta_fields[name] = set(fields[0]) if fields else set()
-        self.publish(topics.meta_topic(self.mqtt.prefix, name), payload, retain=True)
+        if name in self.descriptions:  # not gone while we asked
+            self.poller.set_fields(name, fields, self.reactor.seconds())
+        if self.meta.get(name) != payload:  # retained: publish again only when it changed
+            self.meta[name] = payload
+            self.publish(topics.meta_topic(self.mqtt.prefix, name), payload, retain=True)
+        self._schedule_polls()
 
     def _republish_descriptions(self) -> None:
         """After a (re)connection to the broker: a broker without persistence forgot them."""
@@ -251,6 +270,8 @@ class Adapter:
         name = topics.node_of_samples_topic(uri, self.settings.base_uri)
         if name is None or name == self.node.name:
             return  # the MQTT-fed node's values are on MQTT already
+        # samples a poll of this node already published are not sent twice
+        event = self.poller.filter_push(name, event, self.reactor.seconds())
         count = 0
         try:
             for topic, payload in topics.sample_messages(self.mqtt.prefix, name, event):
@@ -264,6 +285,79 @@ class Adapter:
         if (not set(data) <= self.meta_fields.get(name, set())
                 and time.monotonic() - self._meta_asked.get(name, -1e9) > META_REFRESH_INTERVAL):
             self._describe(name)
+
+    # -- polling nodes that publish no live samples -------------------------------------------
+    def _cancel_poll_timer(self) -> None:
+        if self._poll_timer is not None and self._poll_timer.active():
+            self._poll_timer.cancel()
+        self._poll_timer = None
+
+    def _schedule_polls(self) -> None:
+        """(Re)arm the one poll timer for when the planner next has a poll to start."""
+        if not self.bridge_out or self.stopping or self.session is None:
+            return
+        now = self.reactor.seconds()
+        wake = self.poller.next_wakeup(now)
+        delay = POLL_IDLE_CHECK if wake is None else min(max(wake - now, 0.0), POLL_IDLE_CHECK)
+        if (self._poll_timer is not None and self._poll_timer.active()
+                and self._poll_timer.getTime() <= now + delay):
+            return
+        self._cancel_poll_timer()
+        self._poll_timer = self.reactor.callLater(delay, self._start_polls)
+
+    def _start_polls(self) -> None:
+        self._poll_timer = None
+        if self.session is None or self.stopping:
+            return
+        for poll in self.poller.due(self.reactor.seconds()):
+            if poll.node not in self._polling:
+                self._polling.add(poll.node)
+                log.info("node {node} publishes no live samples: polling it for MQTT",
+                         node=poll.node)
+            self._poll(self.session, poll)
+        self._schedule_polls()
+
+    @defer.inlineCallbacks
+    def _poll(self, session, poll: poll_mod.Poll):
+        counters = self.node.counters
+        counters.polls += 1
+        try:
+            reply = yield call(session, self.settings, wire.node_procedure(poll.node, "get_data"),
+                               *poll.args(), timeout=self.poll_settings.timeout)
+            times, columns = poll_mod.reply_rows(reply, poll.timeline, poll.fields)
+        except Exception as exc:  # an error, a timeout, a malformed answer: this node waits
+            counters.poll_errors += 1
+            delay = self.poller.failed(poll, self.reactor.seconds())
+            failures = self._poll_failing[poll.node] = self._poll_failing.get(poll.node, 0) + 1
+            if failures == 1 or failures % 100 == 0:
+                why = exc.error_message() if isinstance(exc, ApplicationError) else str(exc)
+                log.warn("polling node {node} failed ({n} times in a row; next try in {d:g} s): "
+                         "{why}", node=poll.node, n=failures, d=delay, why=why)
+        else:
+            if self._poll_failing.pop(poll.node, 0):
+                log.info("polling node {node} works again", node=poll.node)
+            event = self.poller.done(poll, times, columns, self.reactor.seconds())
+            try:
+                count = 0
+                messages = topics.sample_messages(self.mqtt.prefix, poll.node, event) if event else ()
+                for topic, payload in messages:
+                    self.publish(topic, payload)
+                    count += 1
+                counters.published += count
+                counters.polled += count
+            except Exception as exc:  # never leave the poll timer unarmed
+                log.error("publishing polled samples of node {node} failed: {exc}", node=poll.node,
+                          exc=str(exc))
+        self._schedule_polls()
+
+    def _refresh_polled(self) -> None:
+        """Describe the pull-only nodes again: fields that appeared get polled and into $meta."""
+        if self.session is None:
+            return
+        now = self.reactor.seconds()
+        for name in list(self.descriptions):
+            if name != self.node.name and self.poller.quiet(name, now, FIELDS_REFRESH_INTERVAL):
+                self._describe(name)
 
     # -- RPC --------------------------------------------------------------------------------
     @defer.inlineCallbacks
@@ -308,6 +402,7 @@ class Adapter:
     def stop_mqtt(self) -> defer.Deferred:
         """Say we are going (a clean disconnect suppresses the will), then disconnect."""
         self.stopping = True
+        self._cancel_poll_timer()
         if self.bridge_out and self.connected.is_set():
             for name in list(self.descriptions):
                 self.publish(topics.state_topic(self.mqtt.prefix, name), b"offline", retain=True)
@@ -339,6 +434,8 @@ class Adapter:
         self.reactor.addSystemEventTrigger("before", "shutdown", self.stop_mqtt)
         if self.bridge_out:  # one adapter per broker owns datasock/$adapter/*
             task.LoopingCall(self.publish_stats).start(STATS_INTERVAL, now=False)
+            if self.poll_settings.enabled:
+                task.LoopingCall(self._refresh_polled).start(FIELDS_REFRESH_INTERVAL, now=False)
         done = [self.runner.start()]
         if consumer is not None:
             comp = component(self.settings, consumer)

@@ -8,6 +8,7 @@ from urllib.parse import unquote, urlsplit
 from ..errors import InvalidArgument
 from ..settings import Setting, parse_settings
 from .. import wire
+from .poll import PollSettings
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
@@ -97,6 +98,20 @@ def _node_name(text: str) -> str:
         raise ValueError(str(exc)) from None
 
 
+def _node_names(text: str) -> tuple[str, ...]:
+    return tuple(_node_name(name) for name in _words(text))
+
+
+def _bounded(low: float, high: float, kind=float):
+    """A parser of a number in (low, high] (``kind`` int or float)."""
+    def parse(text: str):
+        value = kind(text)
+        if not (low < value <= high):
+            raise ValueError(f"must be > {low:g} and <= {high:g}")
+        return value
+    return parse
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("DATASOCK_MQTT_URL", "url", "mqtt://127.0.0.1:1883",
             "MQTT broker of the adapter: mqtt://host:port, or mqtts:// for TLS. When nothing "
@@ -130,6 +145,28 @@ SETTINGS: tuple[Setting, ...] = (
             "may call through datasock/rpc/request.", _words),
     Setting("DATASOCK_MQTT_CLIENT_ID", "client_id", "datasock-mqtt",
             "MQTT client id of the adapter (two adapters on one broker need different ids)."),
+    Setting("DATASOCK_MQTT_POLL", "poll", "on",
+            "on: poll the nodes that publish no live samples (sisock's DataNodeServers, "
+            "archives) with get_data at their timelines' interval, so their new samples reach "
+            "MQTT too; off: only live samples are published.", _on_off),
+    Setting("DATASOCK_MQTT_POLL_SKIP", "poll_skip", None,
+            "Names of nodes (space or comma separated) never polled.", _node_names),
+    Setting("DATASOCK_MQTT_POLL_MIN_PERIOD", "poll_min_period", "1",
+            "Seconds: no timeline is polled more often than this, whatever its interval "
+            "(up to 3600).", _bounded(0.0, 3600.0)),
+    Setting("DATASOCK_MQTT_POLL_RATE", "poll_rate", "10",
+            "Polls started per second at most, all nodes together (up to 1000).",
+            _bounded(0.0, 1000.0)),
+    Setting("DATASOCK_MQTT_POLL_CONCURRENCY", "poll_concurrency", "4",
+            "Polls in flight at once at most, all nodes together; each node has at most one "
+            "(1 to 64).", _bounded(0, 64, int)),
+    Setting("DATASOCK_MQTT_POLL_TIMEOUT", "poll_timeout", "10",
+            "Seconds a poll may take; a node that fails or times out is polled again after a "
+            "wait doubling from 1 s to 60 s (up to 600).", _bounded(0.0, 600.0)),
+    Setting("DATASOCK_MQTT_POLL_BACKLOG", "poll_backlog", "600",
+            "Seconds: after a pause (the router away, a failing node) polls catch up on at most "
+            "this much data; older samples are not published (up to 86400).",
+            _bounded(0.0, 86400.0)),
 )
 
 
@@ -148,12 +185,27 @@ class MqttSettings:
     record: bool
     rpc_allow: tuple[str, ...]
     client_id: str
+    poll: bool = True
+    poll_skip: tuple[str, ...] | None = None
+    poll_min_period: float = 1.0
+    poll_rate: float = 10.0
+    poll_concurrency: int = 4
+    poll_timeout: float = 10.0
+    poll_backlog: float = 600.0
 
     @property
     def broker(self) -> BrokerAddress:
         """The broker address with the credentials that apply."""
         return dataclasses.replace(self.url, username=self.username or self.url.username,
                                    password=self.password or self.url.password)
+
+
+def poll_settings(mqtt: MqttSettings) -> PollSettings:
+    """The pull-only-node poller's settings."""
+    return PollSettings(enabled=mqtt.poll, skip=frozenset(mqtt.poll_skip or ()),
+                        min_period=mqtt.poll_min_period, rate=mqtt.poll_rate,
+                        concurrency=mqtt.poll_concurrency, timeout=mqtt.poll_timeout,
+                        backlog=mqtt.poll_backlog)
 
 
 def load(environ: Mapping[str, str] | None = None) -> MqttSettings:

@@ -340,6 +340,9 @@ class Counters:
         self.rpc_errors = 0
         self.published = 0
         self.dropped = 0  # live samples refused by a full send queue while the broker was away
+        self.polls = 0        # get_data polls of nodes that publish no live samples
+        self.poll_errors = 0  # of which failed or timed out
+        self.polled = 0       # MQTT messages published from polls
 
     def refuse(self) -> bool:
         """Count one refused message; True when it should be logged."""
@@ -348,4 +351,5 @@ class Counters:
 
     def as_dict(self) -> dict:
         return {"accepted": self.accepted, "malformed": self.malformed, "published": self.published,
-                "rpc_calls": self.rpc_calls, "rpc_errors": self.rpc_errors, "dropped": self.dropped}
+                "rpc_calls": self.rpc_calls, "rpc_errors": self.rpc_errors, "dropped": self.dropped,
+                "polls": self.polls, "poll_errors": self.poll_errors, "polled": self.polled}

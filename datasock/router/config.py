@@ -4,15 +4,41 @@ The roles are least-privilege: each may do exactly what its part in the
 system needs. crossbar applies the most specific matching permission (exact
 beats prefix), which is how data nodes are kept off the hub's own URIs that sit
 under the ``consumer.`` prefix they otherwise own.
+
+sisock's own components (docs/security.rst, "sisock's own components") join with
+credentials published in sisock's source. With ``DATASOCK_SISOCK_LEGACY=1`` they
+are accepted with the rights of datasock's equivalent roles; without it, on a
+loopback router, they are let in under a role that may do nothing, so that the
+router's watcher (:mod:`datasock.router.hints`) can say why and close them.
 """
 from __future__ import annotations
 
 from typing import Mapping
 
+from ..deploy import exposure
 from ..errors import InvalidArgument
 from ..settings import Settings
 
 _NONE = {"call": False, "register": False, "publish": False, "subscribe": False}
+
+#: sisock's published WAMP-CRA users: authid -> (secret, the datasock role it gets).
+#: ``server`` is what sisock's DataNodeServers join as (sisock/base.py; sisock's hub
+#: used it too, but datasock runs its own hub: a sisock node gets a data node's rights
+#: only); ``simonsobs`` is sisock's Grafana bridge (grafana_http_json.py), a reader.
+SISOCK_USERS = {
+    "server": ("Q5#x4%HCmgTsS!Pj", "datanode"),
+    "simonsobs": ("yW4V2T^bPD&rGFwy", "consumer"),
+}
+#: the role sisock's users get while DATASOCK_SISOCK_LEGACY is off: no rights at all
+REFUSED_ROLE = "sisock_refused"
+#: the role of the router's embedded watcher that explains and closes such sessions
+WATCH_ROLE = "router_watch"
+WATCH_CLASS = "datasock.router.hints.RefusedSisockWatch"
+
+
+def watches_refused(settings: Settings) -> bool:
+    """Whether sisock's users are let in powerless to be told why (legacy off, loopback router)."""
+    return not settings.sisock_legacy and exposure.is_loopback(settings.crossbar_listen)
 
 
 def _perm(uri: str, match: str = "exact", disclose_caller: bool = False, **allowed: bool) -> dict:
@@ -64,25 +90,69 @@ def roles(settings: Settings) -> list[dict]:
     ocs_agent = [
         _perm(f"{ocs_root}.", "prefix", call=True, register=True, publish=True, subscribe=True),
     ]
+    if settings.sisock_legacy:
+        # sisock's OCS feed servers (data_feed_server.py) join this port anonymously and
+        # serve consumer.<name>.get_fields/get_data, then announce themselves to the hub.
+        # crossbar keeps one wildcard per text before "..", so "consumer..get_fields" and
+        # "consumer..get_data" cannot both be listed: "consumer.." (exactly one name and one
+        # procedure below consumer.) is the narrowest; it leaves out the hub's
+        # consumer.get_data_node and its events, which have no second component.
+        ocs_agent += [
+            _perm(f"{base}.consumer..", "wildcard", register=True),
+            # the hub checks who is calling, as for a data node
+            _perm(f"{base}.data_node.add", disclose_caller=True, call=True),
+            _perm(f"{base}.data_node.subtract", disclose_caller=True, call=True),
+        ]
     ocs_controller = [
         _perm(f"{ocs_root}.", "prefix", call=True),
     ]
-    return [
+    result = [
         {"name": "hub", "permissions": hub},
         {"name": "datanode", "permissions": datanode},
         {"name": "consumer", "permissions": consumer},
         {"name": "iocs_agent", "permissions": ocs_agent},
         {"name": "iocs_controller", "permissions": ocs_controller},
     ]
+    if watches_refused(settings):
+        result += [
+            {"name": REFUSED_ROLE, "permissions": []},
+            {"name": WATCH_ROLE, "permissions": [
+                _perm("wamp.session.on_join", subscribe=True),
+                _perm("wamp.session.kill", call=True),
+            ]},
+        ]
+    return result
 
 
 def wampcra_users(settings: Settings, secrets: Mapping[str, str]) -> dict:
+    """Every WAMP-CRA principal of the TLS port.
+
+    sisock's published users: with DATASOCK_SISOCK_LEGACY=1 they get their datasock
+    roles and WAMP_USER may not name one of them (it would give the name a second
+    secret); with it off, WAMP_USER may take such a name with a secret of its own
+    (sisock's nodes then join with WAMP_USER/WAMP_SECRET set), and the names left over
+    are let in powerless on a loopback router, to be told why (:func:`watches_refused`).
+    """
     users = {user: {"secret": secret, "role": user} for user, secret in secrets.items()}
+    for name in SISOCK_USERS:
+        if name in users:
+            raise InvalidArgument(f"datasock user {name!r} in secrets.json is a name of sisock's "
+                                  "published users; rename it")
     if settings.wamp_user:
         if settings.wamp_user in users:
             raise InvalidArgument(f"WAMP_USER {settings.wamp_user!r} is one of datasock's own users "
                                   f"({', '.join(sorted(secrets))}); pick another name")
+        if settings.sisock_legacy and settings.wamp_user in SISOCK_USERS:
+            raise InvalidArgument(
+                f"WAMP_USER {settings.wamp_user!r} is one of sisock's published users, which "
+                "DATASOCK_SISOCK_LEGACY=1 already accepts with sisock's own secret: unset WAMP_USER "
+                "and WAMP_SECRET, or set DATASOCK_SISOCK_LEGACY=0 to give this name your own secret")
         users[settings.wamp_user] = {"secret": settings.wamp_secret, "role": "datanode"}
+    for name, (secret, role) in SISOCK_USERS.items():
+        if settings.sisock_legacy:
+            users[name] = {"secret": secret, "role": role}
+        elif watches_refused(settings) and name not in users:
+            users[name] = {"secret": secret, "role": REFUSED_ROLE}
     return users
 
 
@@ -121,12 +191,13 @@ def crossbar_config(settings: Settings, secrets: Mapping[str, str], cert: str, k
                      "options": {"debug": False}},
         },
     }
-    return {
-        "version": 2,
-        "controller": {},
-        "workers": [{
-            "type": "router",
-            "realms": [{"name": settings.realm, "roles": roles(settings)}],
-            "transports": [tls_transport, ocs_transport],
-        }],
+    router = {
+        "type": "router",
+        "realms": [{"name": settings.realm, "roles": roles(settings)}],
+        "transports": [tls_transport, ocs_transport],
     }
+    if watches_refused(settings):
+        router["components"] = [{
+            "type": "class", "classname": WATCH_CLASS, "realm": settings.realm, "role": WATCH_ROLE,
+        }]
+    return {"version": 2, "controller": {}, "workers": [router]}

@@ -12,7 +12,7 @@ from pathlib import Path
 from .. import state
 from ..deploy import exposure
 from ..errors import DatasockError
-from ..procutil import child_preexec, wait_for_port
+from ..procutil import check_ports_free, child_preexec, router_listens, wait_for_port
 from ..settings import Settings
 from .config import crossbar_config
 
@@ -36,7 +36,17 @@ def prepare(settings: Settings) -> Path:
 
 
 def check_exposure(settings: Settings) -> None:
-    """Refuse to expose the router with missing, weak or published secrets."""
+    """Refuse to expose the router with missing, weak or published secrets.
+
+    Also refuses DATASOCK_SISOCK_LEGACY on a router reachable from elsewhere (either
+    port) unless DATASOCK_SISOCK_LEGACY_EXPOSED says so.
+    """
+    legacy = exposure.sisock_legacy_problems(settings.sisock_legacy, settings.sisock_legacy_exposed,
+                                             settings.crossbar_listen, settings.ocs_listen)
+    if legacy:
+        raise DatasockError(exposure.refusal(
+            f"the router (CROSSBAR_LISTEN={settings.crossbar_listen}, "
+            f"CROSSBAR_OCS_LISTEN={settings.ocs_listen})", legacy))
     provisioned = (state.load_secrets(settings.home)
                    if state.secrets_path(settings.home).exists() else None)
     problems = exposure.router_problems(settings.crossbar_listen, provisioned,
@@ -60,7 +70,13 @@ def crossbar_loglevel(level: str) -> str:
 
 def run(settings: Settings) -> int:
     """Run crossbar in the foreground until it exits or we are told to stop."""
+    check_ports_free(router_listens(settings))
     cbdir = prepare(settings)
+    if settings.sisock_legacy:
+        exposed = not (exposure.is_loopback(settings.crossbar_listen)
+                       and exposure.is_loopback(settings.ocs_listen))
+        print(f"datasock router: {exposure.legacy_warning(settings.base_uri, exposed)}",
+              file=sys.stderr, flush=True)
     cmd = [crossbar_executable(), "start", "--cbdir", str(cbdir), "--color", "false",
            "--loglevel", crossbar_loglevel(settings.log_level)]
     proc = subprocess.Popen(cmd, preexec_fn=child_preexec)

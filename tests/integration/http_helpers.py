@@ -106,3 +106,14 @@ def grafana_query(targets: list, start: str = None, end: str = None, **extra) ->
         body["interval"] = f"{body['intervalMs']}ms"
     body.update(extra)
     return body
+
+
+SISOCK_DAY_NODE = Path(__file__).with_name("sisock_day_node.py")
+
+
+def start_sisock_day_node(stack: Stack, name: str, interval: float = 1.0) -> Proc:
+    """sisock_day_node.py (a sisock.base.DataNodeServer under autobahn's ApplicationRunner, stock
+    1 MiB cap) with sisock's environment; the stack needs WAMP_USER/WAMP_SECRET for it."""
+    return stack.spawn(f"sisock-{name}", [sys.executable, str(SISOCK_DAY_NODE), name, str(interval)],
+                       stack.sisock_env(CROSSBAR_TLS_PORT=str(stack.settings.tls_port)),
+                       cwd=stack.sisock_workdir(name))

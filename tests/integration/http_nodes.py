@@ -62,3 +62,17 @@ if __name__ == "__main__":
     node = KINDS[kind]()
     node.name = name
     run(node)
+
+
+# the day sisock_day_node.py (a sisock-style node, run with sisock's code) serves at 1 Hz
+SISOCK_DAY_START = 1_699_963_200.0  # 2023-11-14T12:00:00Z
+SISOCK_DAY_END = SISOCK_DAY_START + 86400
+SISOCK_SPIKE_AT = SISOCK_DAY_START + 43_210.0
+SISOCK_SPIKE = 1e6
+
+
+def sisock_noise(t):
+    """Deterministic noise around 4 K (a hash of the time), and one sample of SISOCK_SPIKE."""
+    t = np.asarray(t, dtype=np.float64)
+    frac = np.modf(np.sin(t * 12.9898) * 43758.5453)[0]
+    return np.where(t == SISOCK_SPIKE_AT, SISOCK_SPIKE, 4.0 + 0.01 * frac)

@@ -335,3 +335,173 @@ def test_gzip_when_accepted(bridge):
     assert "Content-Encoding" not in plain.headers
     assert zipped.headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(zipped.raw.read()) == plain.content
+
+
+# -- a sisock node with autobahn's 1 MiB message cap: windowed calls (issue 10) -----------------
+@pytest.fixture(scope="module")
+def capped(tmp_path_factory):
+    """A stack with two sisock-style nodes (sisock.base.DataNodeServer under ApplicationRunner):
+    ``sisockday`` declares its true 1 s interval, ``sisocklie`` claims 3600 s."""
+    from .conftest import Stack
+    from .http_helpers import start_bridge, start_sisock_day_node
+
+    s = Stack(tmp_path_factory.mktemp("capped"), WAMP_USER="server", WAMP_SECRET="a-sisock-era-secret",
+              DATASOCK_CALL_TIMEOUT="8")
+    s.start_router()
+    s.start_hub()
+    try:
+        start_sisock_day_node(s, "sisockday")
+        start_sisock_day_node(s, "sisocklie", interval=3600)
+        start_http_node(s, "wide")
+        wait_until(lambda: {"sisockday", "sisocklie", "wide"} <= s.node_names() or s.check_alive(), 60,
+                   what="sisock-style nodes listed")
+        s.bridge = start_bridge(s, DATASOCK_HTTP_QUERY_TIMEOUT="8")
+        wait_until(lambda: {"sisockday::noise", "sisocklie::noise", "wide::f0"} <= set(s.bridge.targets()),
+                   30, what="their fields in the bridge")
+    except BaseException:
+        s.stop_all()
+        raise
+    yield s
+    s.stop_all()
+
+
+def test_a_day_from_a_capped_sisock_node_reaches_grafana(capped):
+    from .http_nodes import SISOCK_DAY_END as DAY_END, SISOCK_DAY_START as DAY_START, \
+        SISOCK_SPIKE as SPIKE, SISOCK_SPIKE_AT as SPIKE_AT
+
+    # one call would be 1.5 MB, over the node's cap: it would never answer
+    r = capped.bridge.post("/query", grafana_query(["sisockday::noise"], start="2023-11-14T12:00:00.000Z",
+                                                   end="2023-11-15T12:00:00.000Z", maxDataPoints=1000))
+    assert r.status_code == 200 and "X-Datasock-Errors" not in r.headers, r.text
+    (series,) = r.json()
+    points = series["datapoints"]
+    # bounded by the bridge (M4 per series) whatever the node sent
+    assert 0 < len(points) <= 1000, series
+    times = [ms for _, ms in points]
+    assert times == sorted(times) and len(set(times)) == len(times)
+    # the whole day arrived: its first and last samples and the one-sample spike
+    assert times[0] == DAY_START * 1000 and times[-1] == (DAY_END - 1) * 1000
+    assert [v for v, ms in points if ms == SPIKE_AT * 1000] == [SPIKE]
+    # and the capped node's log shows no reply dropped over its limit
+    (node,) = [p for p in capped.procs if p.name == "sisock-sisockday"]
+    assert "Registered procedure" in node.output() and "exceeding payload limit" not in node.output()
+
+
+def test_datasock_get_prints_a_whole_day_from_a_capped_sisock_node(capped):
+    from .http_nodes import SISOCK_DAY_END as DAY_END, SISOCK_DAY_START as DAY_START, \
+        SISOCK_SPIKE as SPIKE, SISOCK_SPIKE_AT as SPIKE_AT, sisock_noise as noise
+
+    out = capped.run_cli("get", "sisockday", "noise", "--start", f"{DAY_START:.0f}", "--end", f"{DAY_END:.0f}")
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.reader(io.StringIO(out.stdout)))
+    assert rows[0] == ["t", "noise"] and len(rows) == 86401
+    t = np.array([float(row[0]) for row in rows[1:]])
+    assert (t == np.arange(DAY_START, DAY_END)).all()
+    got = np.array([float(row[1]) for row in rows[1:]])
+    assert (got == noise(t)).all() and got[int(SPIKE_AT - DAY_START)] == SPIKE
+
+
+def test_a_capped_node_that_still_does_not_answer_gets_the_reason(capped):
+    # sisocklie claims one sample an hour: one call for the day, 1.5 MB, dropped by the node
+    body = grafana_query(["sisocklie::noise", "wide::f1"], start="2023-11-14T12:00:00.000Z",
+                         end="2023-11-15T12:00:00.000Z")
+    r = capped.bridge.post("/query", body)
+    assert r.status_code == 200 and r.headers["X-Datasock-Errors"] == "1"
+    failed, fine = r.json()
+    text = failed["meta"]["notices"][0]["text"]
+    assert "no answer within 8 s" in text and "1 MiB" in text and "ApplicationRunner" in text, text
+    assert "maxMessagePayloadSize" in text and fine["datapoints"]
+    out = capped.run_cli("get", "sisocklie", "noise", "--start", "1699963200", "--end", "1700049600")
+    assert out.returncode == 1 and "no answer within 8 s" in out.stderr and "1 MiB" in out.stderr, out.stderr
+
+
+# -- bounded series from many noisy fields on one timeline (issue 10) ---------------------------
+#: a node on datasock's SDK: ten noisy 1 Hz fields on one timeline (noise fixed per sample time,
+#: so any range gives the same values), a one-sample spike of 1e6 in n0 at SPIKE_AT
+NOISY_NODE = """
+import sys
+import numpy as np
+from datasock.datanodes import DataNodeServer, Field, Samples, run
+
+def noise(t, i):
+    return np.modf(np.abs(np.sin(t * 12.9898 + i * 78.233)) * 43758.5453)[0] * (i + 1)
+
+class Noisy(DataNodeServer):
+    name = sys.argv[1]
+    def get_fields(self, start, end):
+        return [Field(f"n{i}", "one_hz", interval=1.0) for i in range(10)]
+    def get_data(self, fields, start, end):
+        t = np.arange(np.ceil(start), end, 1.0)
+        data = {f"n{i}": noise(t, i) for i in range(10)}
+        data["n0"] = np.where(t == %r, 1e6, data["n0"])
+        return {"one_hz": Samples(t, data)}
+
+run(Noisy())
+""" % SPIKE_AT
+
+
+def test_ten_noisy_fields_on_one_timeline_each_bounded(bridge, shared_stack):
+    """Each target answers at most maxDataPoints points, the spike kept, and says it was
+    reduced; the bridge's own M4 holds the bound whichever stride the node was asked."""
+    import sys
+    noisy = shared_stack.spawn("node-noisy", [sys.executable, "-c", NOISY_NODE, "noisy"])
+    try:
+        wait_until(lambda: "noisy::n9" in bridge.targets(), 30, what="noisy listed")
+        answer = query(bridge, "noisy::*", start=DAY_START, end=DAY_END, maxDataPoints=1000)
+        assert sorted(s["target"] for s in answer) == [f"noisy::n{i}" for i in range(10)]
+        for s in answer:
+            assert 500 <= len(s["datapoints"]) <= 1000, (s["target"], len(s["datapoints"]))
+            assert s["meta"]["notices"] and all(n["severity"] == "info" for n in s["meta"]["notices"])
+        spiky = by_target(answer)["noisy::n0"]["datapoints"]
+        assert max(spiky) == [1e6, SPIKE_AT * 1000]
+        check_per_field_over_wamp(shared_stack)
+    finally:
+        noisy.stop()
+
+
+def check_per_field_over_wamp(stack):
+    """What the bridge asks of nodes on datasock's SDK: M4 per field, each with its own times."""
+    from autobahn.wamp.exception import ApplicationError
+
+    from datasock import state
+
+    from . import wamp
+    session = wamp.connect(stack.settings, "consumer", state.load_secrets(stack.settings.home)["consumer"])
+    try:
+        get_data = stack.settings.uri("consumer.noisy.get_data")
+        fields = [f"n{i}" for i in range(10)]
+        stride = 4 * 86400 / 1000
+        union = wamp.call(session, get_data, fields, T_DAY, T_DAY + 86400, min_stride=stride)
+        own = wamp.call(session, get_data, fields, T_DAY, T_DAY + 86400, min_stride=stride, per_field=True)
+        assert len(union["timeline"]["one_hz"]["t"]) > 4000        # every field's extremes for all
+        assert set(own["field_timeline"]) == set(fields)
+        for f in fields:
+            assert len(own["field_timeline"][f]["t"]) == len(own["data"][f]) <= 4 * 251
+            assert own["field_timeline"][f]["samples"] == 86400
+        assert max(own["data"]["n0"]) == 1e6
+        with pytest.raises(ApplicationError) as err:
+            wamp.call(session, get_data, fields, T_DAY, T_DAY + 10, per_field="yes")
+        assert "per_field" in err.value.args[0]
+    finally:
+        wamp.leave(session)
+
+
+def test_sdk_nodes_say_what_they_are_and_sisock_nodes_have_no_get_info(capped):
+    from autobahn.wamp.exception import ApplicationError
+
+    import datasock
+    from datasock import state
+
+    from . import wamp
+
+    s = capped.settings
+    session = wamp.connect(s, "consumer", state.load_secrets(s.home)["consumer"])
+    try:
+        info = wamp.call(session, s.uri("consumer.wide.get_info"))
+        assert info == {"sdk": "datasock", "version": datasock.__version__, "downsample": "m4",
+                        "max_message_size": s.max_message_size}
+        with pytest.raises(ApplicationError) as err:
+            wamp.call(session, s.uri("consumer.sisockday.get_info"))
+        assert err.value.error == "wamp.error.no_such_procedure"
+    finally:
+        wamp.leave(session)

@@ -331,3 +331,80 @@ def test_tls_and_password(shared_stack, tmp_path):
         good.stop()
         bad.stop()
         secure.stop()
+
+
+SISOCK_NODE_SCRIPT = __import__("pathlib").Path(__file__).with_name("sisock_live_node.py")
+
+
+def test_a_pull_only_sisock_node_reaches_mqtt(tmp_path):
+    """A live node on sisock's real DataNodeServer never publishes samples: the adapter polls it.
+
+    Its values reach ``datasock/<node>/counter`` once each, in order, none missing; its
+    ``$meta`` lists the field. A pushing node beside it is not polled (nothing twice), and
+    a node named in DATASOCK_MQTT_POLL_SKIP is not polled at all.
+    """
+    from datasock.devstack import Stack
+
+    s = Stack(tmp_path, WAMP_USER="server", WAMP_SECRET="a-sisock-era-secret-for-mqtt")
+    own_broker = Mosquitto(tmp_path / "mosquitto").start()
+    try:
+        s.start_router()
+        s.start_hub()
+        for name in ("sisocklive", "sisockskip"):
+            s.spawn(f"sisock-{name}", [sys.executable, str(SISOCK_NODE_SCRIPT), name],
+                    env=s.sisock_env(), cwd=s.sisock_workdir(name))
+        start_test_node(s, "pushlive", "live")
+        wait_until(lambda: {"sisocklive", "sisockskip", "pushlive"} <= s.node_names(), 60,
+                   what="sisock nodes and the live node announced")
+        c = Collector(own_broker.port)
+        try:
+            c.subscribe("datasock/#")
+            adapter = s.spawn("mqtt", [sys.executable, "-m", "datasock", "mqtt"], env={
+                "DATASOCK_MQTT_URL": own_broker.url, "DATASOCK_MQTT_CLIENT_ID": "datasock-pull-test",
+                "DATASOCK_MQTT_POLL_SKIP": "sisockskip", "DATASOCK_LOG_LEVEL": "info"})
+            seen = []   # every message, in arrival order
+
+            def keep(m):
+                seen.append(m)
+                return m.topic == "datasock/sisocklive/counter"
+            deadline = time.monotonic() + 60
+            while sum(m.topic == "datasock/sisocklive/counter" for m in seen) < 8:
+                assert time.monotonic() < deadline, f"8 polled values in 60 s\n{adapter.output()}"
+                c.wait_for(keep, timeout=30)
+            counter = [_json(m) for m in seen if m.topic == "datasock/sisocklive/counter"]
+            times = [v["t"] for v in counter]
+            values = [v["value"] for v in counter]
+            # one message per sample, in time order, none missing between the first and the last
+            assert times == [times[0] + i for i in range(len(times))], times
+            assert values == [values[0] + i for i in range(len(values))], values
+            # the pushing node beside it: its live samples, each once
+            pushed = [_json(m)["t"] for m in seen if m.topic == "datasock/pushlive/count"]
+            assert len(pushed) >= 10 and pushed == sorted(set(pushed)), pushed
+            assert not [m for m in seen if m.topic.startswith("datasock/sisockskip/")
+                        and not m.topic.endswith(("$meta", "$state"))]
+            # more values keep coming after the first batch, still without a repeat
+            later = _json(c.wait_for(lambda m: m.topic == "datasock/sisocklive/counter", timeout=30))
+            assert later["t"] > times[-1] and later["value"] - values[-1] == later["t"] - times[-1]
+        finally:
+            c.close()
+        fresh = Collector(own_broker.port)
+        try:
+            fresh.subscribe("datasock/sisocklive/$meta")
+            meta = _json(fresh.wait_for(lambda m: m.topic.endswith("$meta")))
+            assert meta["node"] == "sisocklive"
+            assert meta["fields"]["counter"]["timeline"] == "one_hz"
+            assert meta["fields"]["counter"]["interval"] == 1.0
+            assert meta["fields"]["counter"]["units"] == "s"
+            fresh.subscribe("datasock/$adapter/stats")
+            # every 5 s: the retained one may be older than what we saw
+            stats = _json(fresh.wait_for(lambda m: m.topic == "datasock/$adapter/stats"
+                                         and _json(m)["polled"] >= 9, timeout=20))
+            assert stats["polls"] >= 1 and stats["poll_errors"] == 0
+        finally:
+            fresh.close()
+        assert adapter.alive(), adapter.output()
+        assert "node sisocklive publishes no live samples" in adapter.output()
+        assert "node pushlive publishes no live samples" not in adapter.output()
+    finally:
+        s.stop_all()
+        own_broker.stop()

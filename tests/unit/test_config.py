@@ -12,7 +12,8 @@ import pytest
 from datasock import settings as settings_mod
 from datasock import state
 from datasock.errors import DatasockError, InvalidArgument
-from datasock.router.config import crossbar_config, roles, wampcra_users
+from datasock.router.config import (REFUSED_ROLE, SISOCK_USERS, WATCH_CLASS, WATCH_ROLE, crossbar_config,
+                                    roles, wampcra_users)
 from datasock.settings import MIB, SETTINGS, load, settings_table_rst
 
 SECRETS = {"hub": "hub-secret", "datanode": "node-secret", "consumer": "consumer-secret"}
@@ -35,6 +36,7 @@ def test_defaults():
     assert s.call_timeout == 30.0
     assert s.log_level == "warn"
     assert s.wamp_user is None and s.wamp_secret is None
+    assert s.sisock_legacy is False and s.sisock_legacy_exposed is False
 
 
 def test_every_variable_is_read(tmp_path):
@@ -53,6 +55,9 @@ def test_every_variable_is_read(tmp_path):
         "DATASOCK_LOG_LEVEL": "debug",
         "WAMP_USER": "legacy",
         "WAMP_SECRET": "s3cret",
+        "DATASOCK_SISOCK_LEGACY": "1",
+        "DATASOCK_SISOCK_LEGACY_EXPOSED": "yes",
+        "DATASOCK_NODES_FILE": str(tmp_path / "nodes.toml"),
     }
     assert set(env) == {s.env for s in SETTINGS}   # this test covers every setting
     s = load(env)
@@ -69,6 +74,19 @@ def test_every_variable_is_read(tmp_path):
     assert s.call_timeout == 2.5
     assert s.log_level == "debug"
     assert s.wamp_user == "legacy" and s.wamp_secret == "s3cret"
+    assert s.sisock_legacy is True and s.sisock_legacy_exposed is True
+
+
+@pytest.mark.parametrize("text, value", [("1", True), ("true", True), ("YES", True), (" on ", True),
+                                         ("0", False), ("False", False), ("no", False), ("off", False)])
+def test_flags(text, value):
+    assert load({"DATASOCK_SISOCK_LEGACY": text}).sisock_legacy is value
+
+
+@pytest.mark.parametrize("text", ["2", "y", "enabled", "-1"])
+def test_bad_flag_names_the_variable(text):
+    with pytest.raises(InvalidArgument, match="DATASOCK_SISOCK_LEGACY_EXPOSED"):
+        load({"DATASOCK_SISOCK_LEGACY_EXPOSED": text})
 
 
 def test_relative_home_made_absolute(tmp_path, monkeypatch):
@@ -202,7 +220,8 @@ def test_config_shape_and_realm():
     (worker,) = config["workers"]
     assert worker["type"] == "router"
     assert [r["name"] for r in worker["realms"]] == ["r1"]
-    assert set(role_permissions(config)) == {"hub", "datanode", "consumer", "iocs_agent", "iocs_controller"}
+    assert set(role_permissions(config)) == {"hub", "datanode", "consumer", "iocs_agent", "iocs_controller",
+                                             REFUSED_ROLE, WATCH_ROLE}
     json.dumps(config)
 
 
@@ -255,7 +274,10 @@ def test_auth_per_transport():
     assert tls["paths"]["ws"]["auth"] == {"wampcra": {"type": "static", "users": {
         "hub": {"secret": "hub-secret", "role": "hub"},
         "datanode": {"secret": "node-secret", "role": "datanode"},
-        "consumer": {"secret": "consumer-secret", "role": "consumer"}}}}
+        "consumer": {"secret": "consumer-secret", "role": "consumer"},
+        # sisock's published users, let in powerless to be told why (legacy mode is off)
+        "server": {"secret": "Q5#x4%HCmgTsS!Pj", "role": REFUSED_ROLE},
+        "simonsobs": {"secret": "yW4V2T^bPD&rGFwy", "role": REFUSED_ROLE}}}}
     assert ocs["paths"]["ws"]["auth"] == {"anonymous": {"type": "static", "role": "iocs_agent"}}
 
 
@@ -278,7 +300,8 @@ def test_wamp_user_added_as_datanode():
 
 
 def test_wampcra_users_without_wamp_user_are_exactly_the_secrets():
-    users = wampcra_users(load({}), {"a": "1", "b": "2"})
+    # on an exposed router sisock's users are not even let in powerless
+    users = wampcra_users(load({"CROSSBAR_LISTEN": "0.0.0.0"}), {"a": "1", "b": "2"})
     assert users == {"a": {"secret": "1", "role": "a"}, "b": {"secret": "2", "role": "b"}}
 
 
@@ -485,6 +508,171 @@ def test_roles_follow_base_uri():
     for role in roles(load({"DATASOCK_BASE_URI": "edu.lab"})):
         for p in role["permissions"]:
             assert not p["uri"].startswith(B)
+
+
+# -- sisock's own components (DATASOCK_SISOCK_LEGACY) -------------------------------------
+LEGACY = {"DATASOCK_SISOCK_LEGACY": "1"}
+
+
+def tls_users(config):
+    return transports(config)[0]["paths"]["ws"]["auth"]["wampcra"]["users"]
+
+
+def test_legacy_users_get_datasock_roles():
+    _, config = config_for(LEGACY)
+    users = tls_users(config)
+    assert users["server"] == {"secret": "Q5#x4%HCmgTsS!Pj", "role": "datanode"}
+    assert users["simonsobs"] == {"secret": "yW4V2T^bPD&rGFwy", "role": "consumer"}
+    assert {u: users[u] for u in SECRETS} == {u: {"secret": v, "role": u} for u, v in SECRETS.items()}
+    # nothing to explain: no powerless role and no watcher
+    assert REFUSED_ROLE not in role_permissions(config) and WATCH_ROLE not in role_permissions(config)
+    assert "components" not in config["workers"][0]
+
+
+def test_legacy_secrets_are_sisocks_own():
+    """The secrets are the ones written in sisock's files, which run unmodified."""
+    from datasock.devstack import SISOCK_DIR
+
+    base = (SISOCK_DIR / "sisock" / "base.py").read_text()
+    bridge = (SISOCK_DIR / "components" / "grafana_server" / "grafana_http_json.py").read_text()
+    assert f'WAMP_SECRET = environ.get("WAMP_SECRET", u"{SISOCK_USERS["server"][0]}")' in base
+    assert 'WAMP_USER   = environ.get("WAMP_USER", u"server")' in base
+    assert f'u"authid": u"simonsobs",\n                u"secret": u"{SISOCK_USERS["simonsobs"][0]}"' in bridge
+
+
+def test_refused_sisock_users_and_watcher_by_default():
+    _, config = config_for()
+    users = tls_users(config)
+    assert {name: users[name]["role"] for name in SISOCK_USERS} == {n: REFUSED_ROLE for n in SISOCK_USERS}
+    perms = role_permissions(config)
+    assert perms[REFUSED_ROLE] == []
+    assert {(p["uri"], p["match"]) for p in perms[WATCH_ROLE]} == {
+        ("wamp.session.on_join", "exact"), ("wamp.session.kill", "exact")}
+    (component,) = config["workers"][0]["components"]
+    assert component == {"type": "class", "classname": WATCH_CLASS, "realm": "test_realm",
+                         "role": WATCH_ROLE}
+
+
+def test_watcher_class_is_importable_where_the_config_names_it():
+    import importlib
+
+    module, _, name = WATCH_CLASS.rpartition(".")
+    assert callable(getattr(importlib.import_module(module), name))
+
+
+@pytest.mark.parametrize("env", [{"CROSSBAR_LISTEN": "0.0.0.0"}, {"CROSSBAR_LISTEN": "router.example"},
+                                 LEGACY])
+def test_no_refused_users_when_exposed_or_legacy(env):
+    _, config = config_for(env)
+    users = tls_users(config)
+    assert all(u["role"] != REFUSED_ROLE for u in users.values())
+    assert REFUSED_ROLE not in role_permissions(config)
+    assert "components" not in config["workers"][0]
+
+
+@pytest.mark.parametrize("name", sorted(SISOCK_USERS))
+def test_wamp_user_naming_a_sisock_user_with_legacy_refused(name):
+    s = load({**LEGACY, "WAMP_USER": name, "WAMP_SECRET": "mine"})
+    with pytest.raises(InvalidArgument, match=f"WAMP_USER '{name}'.*DATASOCK_SISOCK_LEGACY"):
+        crossbar_config(s, SECRETS, "c", "k")
+
+
+def test_wamp_user_may_take_a_sisock_name_when_legacy_is_off():
+    _, config = config_for({"WAMP_USER": "server", "WAMP_SECRET": "my-own-secret"})
+    users = tls_users(config)
+    assert users["server"] == {"secret": "my-own-secret", "role": "datanode"}
+    assert users["simonsobs"]["role"] == REFUSED_ROLE
+
+
+def test_datasock_user_named_like_a_sisock_user_refused():
+    with pytest.raises(InvalidArgument, match="'server'"):
+        wampcra_users(load({}), {**SECRETS, "server": "x"})
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("env", [LEGACY, {**LEGACY, "DATASOCK_BASE_URI": "edu.lab.hk",
+                                          "DATASOCK_OCS_ROOT": "site"}])
+def test_crossbar_accepts_the_legacy_config(env):
+    from crossbar.common import checkconfig
+    from crossbar.personality import Personality
+
+    _, config = config_for(env)
+    checkconfig.check_config(Personality, config)
+    for role, permissions in role_permissions(config).items():
+        uris = [p["uri"] for p in permissions]
+        assert len(uris) == len(set(uris)), role
+
+
+# the anonymous OCS role with legacy on, judged by crossbar's own RouterRoleStaticAuth
+# (the table's evaluator above knows no wildcards): (uri, action, allowed, caller disclosed)
+LEGACY_OCS = [
+    ("{B}.consumer.feed1.get_fields", "register", True, False),
+    ("{B}.consumer.feed1.get_data", "register", True, False),
+    ("{B}.data_node.add", "call", True, True),
+    ("{B}.data_node.subtract", "call", True, True),
+    # ... and nothing more: not the hub's own URIs
+    ("{B}.consumer.get_data_node", "register", False, False),
+    ("{B}.consumer.get_data_node", "call", False, False),
+    ("{B}.consumer.data_node_added", "publish", False, False),
+    ("{B}.consumer.data_node_subtracted", "publish", False, False),
+    ("{B}.consumer.data_node_added", "register", False, False),
+    ("{B}.data_node.add", "register", False, False),
+    ("{B}.data_node.subtract", "register", False, False),
+    ("{B}.data_node.other", "call", False, False),
+    ("{B}.hub.online", "publish", False, False),
+    # not reading or publishing datasock's data, not deeper or shallower names
+    ("{B}.consumer.feed1.get_data", "call", False, False),
+    ("{B}.consumer.sim.samples", "publish", False, False),
+    ("{B}.consumer.sim.samples", "subscribe", False, False),
+    ("{B}.consumer.a.b.get_data", "register", False, False),
+    ("{B}.consumer.feed1", "register", False, False),
+    ("{B}.consumer.", "register", False, False),
+    ("wamp.session.get", "call", False, False),
+    # OCS's own root unchanged
+    ("observatory.agent.feeds.temps", "subscribe", True, False),
+    ("observatory.agent.feeds.temps", "publish", True, False),
+    ("observatory.agent.ops", "register", True, False),
+]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("env", BASES, ids=["default", "custom"])
+@pytest.mark.parametrize("legacy", [True, False], ids=["legacy", "off"])
+def test_legacy_ocs_role_by_crossbar(env, legacy):
+    from crossbar.router.role import RouterRoleStaticAuth
+
+    env = {**env, **(LEGACY if legacy else {})}
+    _, config = config_for(env)
+    role = RouterRoleStaticAuth(None, "iocs_agent", role_permissions(config)["iocs_agent"])
+    for uri, action, allowed, disclosed in LEGACY_OCS:
+        uri = _resolve(uri, env)
+        if not legacy and not uri.startswith(load(env).ocs_root + "."):
+            allowed, disclosed = False, False   # off: the OCS role reaches nothing of datasock's
+        verdict = role.authorize(None, uri, action, {})
+        assert verdict["allow"] is allowed, (uri, action)
+        if allowed and action == "call":
+            assert verdict["disclose"] is disclosed, (uri, action)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("env", [{}, LEGACY], ids=["off", "legacy"])
+def test_other_roles_unchanged_by_legacy_and_powerless_role_allows_nothing(env):
+    from crossbar.router.role import RouterRoleStaticAuth
+
+    _, plain = config_for({"CROSSBAR_LISTEN": "0.0.0.0"})
+    _, config = config_for(env)
+    for name in ("hub", "datanode", "consumer", "iocs_controller"):
+        assert role_permissions(config)[name] == role_permissions(plain)[name]
+    if REFUSED_ROLE in role_permissions(config):
+        role = RouterRoleStaticAuth(None, REFUSED_ROLE, role_permissions(config)[REFUSED_ROLE])
+        watch = RouterRoleStaticAuth(None, WATCH_ROLE, role_permissions(config)[WATCH_ROLE])
+        uris = {_resolve(uri, {}) for _, uri, _, _ in TABLE} | {"wamp.session.kill", "wamp.session.on_join"}
+        for uri in uris:
+            for action in ALL:
+                assert role.authorize(None, uri, action, {})["allow"] is False, (uri, action)
+                expected = (uri, action) in {("wamp.session.kill", "call"),
+                                             ("wamp.session.on_join", "subscribe")}
+                assert watch.authorize(None, uri, action, {})["allow"] is expected, (uri, action)
 
 
 # == state ================================================================================

@@ -113,3 +113,64 @@ def test_exposed_bridge_with_a_strong_secret_loads(tmp_path):
 def test_loopback_bridge_keeps_generating_its_secret(tmp_path):
     loaded = http_config.load(tmp_path, {"DATASOCK_HTTP_AUTH": "token"})
     assert http_config.secret_path(tmp_path).read_text().strip() == loaded.secret
+
+
+# -- sisock's own components (DATASOCK_SISOCK_LEGACY) ----------------------------------------
+SISOCK_BRIDGE_PUBLISHED = "yW4V2T^bPD&rGFwy"  # sisock's Grafana bridge, also in its source
+
+
+def test_sisock_bridge_secret_is_a_published_one():
+    assert "published" in exposure.weak_secret_reason(SISOCK_BRIDGE_PUBLISHED)
+
+
+@pytest.mark.parametrize("tls, ocs", [("127.0.0.1", "127.0.0.1"), ("::1", "localhost")])
+def test_legacy_on_loopback_is_allowed(tls, ocs):
+    assert exposure.sisock_legacy_problems(True, False, tls, ocs) == []
+
+
+@pytest.mark.parametrize("tls, ocs, named", [
+    ("0.0.0.0", "127.0.0.1", "CROSSBAR_LISTEN=0.0.0.0"),
+    ("127.0.0.1", "10.0.0.5", "CROSSBAR_OCS_LISTEN=10.0.0.5"),
+    ("router", "0.0.0.0", "CROSSBAR_LISTEN=router, CROSSBAR_OCS_LISTEN=0.0.0.0"),
+])
+def test_legacy_beyond_loopback_is_refused_naming_both_settings(tls, ocs, named):
+    (problem,) = exposure.sisock_legacy_problems(True, False, tls, ocs)
+    assert named in problem
+    assert "DATASOCK_SISOCK_LEGACY=1" in problem and "DATASOCK_SISOCK_LEGACY_EXPOSED=1" in problem
+    # the operator's explicit override, or legacy off: nothing to refuse
+    assert exposure.sisock_legacy_problems(True, True, tls, ocs) == []
+    assert exposure.sisock_legacy_problems(False, False, tls, ocs) == []
+
+
+def test_legacy_warning_is_loud_and_says_where():
+    text = exposure.legacy_warning("org.simonsobservatory", exposed=False)
+    assert text.startswith("WARNING: DATASOCK_SISOCK_LEGACY=1")
+    assert "'server'" in text and "'simonsobs'" in text and "on loopback" in text
+    assert "org.simonsobservatory.data_node.add" in text
+    assert "BEYOND LOOPBACK" in exposure.legacy_warning("x", exposed=True)
+    # the secrets themselves are never printed
+    assert SISOCK_PUBLISHED not in text and SISOCK_BRIDGE_PUBLISHED not in text
+
+
+def test_router_with_legacy_beyond_loopback_refuses_before_making_anything(tmp_path):
+    home = tmp_path / "home"
+    settings = _router_settings(home, DATASOCK_SISOCK_LEGACY="1", CROSSBAR_OCS_LISTEN="0.0.0.0")
+    with pytest.raises(DatasockError) as refused:
+        process.prepare(settings)
+    message = str(refused.value)
+    assert "DATASOCK_SISOCK_LEGACY=1" in message and "DATASOCK_SISOCK_LEGACY_EXPOSED=1" in message
+    assert "CROSSBAR_OCS_LISTEN=0.0.0.0" in message
+    assert not home.exists() or not state.secrets_path(home).exists()
+
+
+def test_router_with_legacy_and_override_beyond_loopback_starts(tmp_path):
+    home = tmp_path / "home"
+    state.ensure_secrets(home)
+    cbdir = process.prepare(_router_settings(home, DATASOCK_SISOCK_LEGACY="1", CROSSBAR_LISTEN="0.0.0.0",
+                                             DATASOCK_SISOCK_LEGACY_EXPOSED="1"))
+    assert (cbdir / "config.json").exists()
+
+
+def test_router_with_legacy_on_loopback_starts(tmp_path):
+    cbdir = process.prepare(_router_settings(tmp_path / "home", DATASOCK_SISOCK_LEGACY="1"))
+    assert (cbdir / "config.json").exists()

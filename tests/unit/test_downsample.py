@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from datasock.downsample import downsample, m4_indices
+from datasock.downsample import bounded_m4_indices, downsample, downsample_per_field, m4_indices
 from datasock.errors import InvalidArgument
 
 
@@ -317,3 +317,137 @@ def test_column_length_mismatch():
 def test_unsorted_times_rejected():
     with pytest.raises(InvalidArgument, match="non-decreasing"):
         m4_indices(np.array([0.0, 2.0, 1.0]), [], 1.0)
+
+
+# -- per-field M4 (datasock's SDK with per_field) ------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(series())
+def test_per_field_is_m4_of_each_column_alone(data):
+    t, columns, stride = data
+    named = {f"c{i}": c for i, c in enumerate(columns)}
+    out = downsample_per_field(t, named, stride)
+    assert list(out) == list(named)
+    for name, column in named.items():
+        ft, fv = out[name]
+        keep = reference_m4(t, [column], stride) if len(t) > 4 else np.arange(len(t))
+        assert np.array_equal(ft, t[keep])
+        assert np.array_equal(fv, column[keep], equal_nan=True)
+
+
+def test_per_field_many_noisy_fields_cost_what_one_field_costs():
+    """Ten noisy fields on one timeline: the union keeps each field's extremes for
+    every field; per field, each keeps about what it would alone."""
+    rng = np.random.default_rng(7)
+    t = 1.7e9 + np.arange(86_400.0)
+    columns = {f"f{i}": rng.normal(size=len(t)) for i in range(10)}
+    stride = 4 * 86_400 / 1000
+    union_t, _ = downsample(t, columns, stride)
+    alone = len(downsample(t, {"f0": columns["f0"]}, stride)[0])
+    per_field = downsample_per_field(t, columns, stride)
+    assert len(union_t) > 4 * alone
+    for name, (ft, fv) in per_field.items():
+        assert len(ft) <= 4 * 251 and len(ft) >= 0.8 * alone
+        assert fv.max() == columns[name].max() and fv.min() == columns[name].min()
+
+
+def test_per_field_without_stride_or_with_few_samples_keeps_everything():
+    t = np.arange(4.0)
+    out = downsample_per_field(t, {"a": t * 2}, 1.0)
+    assert out["a"][1].tolist() == [0.0, 2.0, 4.0, 6.0]
+    out = downsample_per_field(np.arange(10.0), {"a": np.arange(10.0)}, None)
+    assert len(out["a"][0]) == 10
+
+
+# -- the bridge's bound: at most max_points of any sorted series ------------------------------
+
+
+@st.composite
+def bounded_cases(draw):
+    """A sorted series anywhere on the time axis (duplicates, NaN, spikes), a point
+    budget and a stride that may be too fine, too coarse or absent."""
+    n = draw(st.integers(min_value=0, max_value=400))
+    origin = draw(st.sampled_from([0.0, 1.7e9, -123.456, 1e-3]))
+    offsets = draw(hnp.arrays(np.float64, n, elements=st.one_of(
+        st.floats(min_value=0.0, max_value=1e5), st.sampled_from([0.0, 0.5, 86_399.999]))))
+    t = origin + np.sort(offsets)
+    values = draw(hnp.arrays(np.float64, n, elements=value_elements))
+    max_points = draw(st.integers(min_value=1, max_value=450))
+    stride = draw(st.one_of(st.none(), st.floats(min_value=1e-6, max_value=1e6)))
+    return t, values, max_points, stride
+
+
+@settings(max_examples=400, deadline=None)
+@given(bounded_cases())
+def test_bounded_m4_never_exceeds_max_points(case):
+    t, values, max_points, stride = case
+    keep = bounded_m4_indices(t, values, max_points, stride)
+    assert len(keep) <= max_points
+    assert keep.dtype == np.int64 and np.all(np.diff(keep) > 0)
+    assert np.all((keep >= 0) & (keep < len(t)))
+    if len(t) <= max_points:
+        assert keep.tolist() == list(range(len(t)))
+        return
+    finite = values[~np.isnan(values)]
+    if len(finite):
+        # the envelope survives: the series' maximum always, its minimum from two points on
+        assert np.nanmax(values) in values[keep]
+        if max_points >= 2:
+            assert np.nanmin(values) in values[keep]
+    if max_points >= 4:
+        assert keep[0] == 0 and keep[-1] == len(t) - 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=4, max_value=3000), st.floats(min_value=1.0, max_value=1e6),
+       st.floats(min_value=0.0, max_value=1.0), st.floats(min_value=0.0, max_value=1.0))
+def test_bounded_m4_edge_buckets_on_a_query_range(max_points, span, phase, density):
+    """Data filling a query range that starts anywhere relative to the bucket grid
+    (so it touches one bucket more than span / stride): still at most max_points."""
+    start = 1.7e9 + phase * span
+    n = max_points + 1 + int(density * 5 * max_points)
+    t = start + np.linspace(0.0, span, n, endpoint=False)
+    values = np.sin(np.arange(n) * 0.7) + np.cos(np.arange(n) * 1.3)
+    stride = 4 * span / max_points  # what protocol.min_stride asks for min-max
+    keep = bounded_m4_indices(t, values, max_points, stride)
+    assert len(keep) <= max_points
+    assert values.max() in values[keep] and values.min() in values[keep]
+
+
+def test_bounded_m4_one_sample_spike_survives_a_day_at_1hz():
+    rng = np.random.default_rng(3)
+    t = 1.7e9 + np.arange(86_400.0)
+    v = rng.normal(size=len(t))
+    v[43_210] = 1e6
+    v[12_345] = -1e6
+    keep = bounded_m4_indices(t, v, 500, 4 * 86_400 / 500)
+    assert 400 <= len(keep) <= 500
+    assert 43_210 in keep and 12_345 in keep
+
+
+def test_bounded_m4_strings_keep_first_and_last_per_bucket():
+    t = np.arange(100.0)
+    values = np.array([f"s{i}" for i in range(100)], dtype=object)
+    keep = bounded_m4_indices(t, values, 10, None)
+    assert len(keep) <= 10 and keep[0] == 0 and keep[-1] == 99
+
+
+def test_bounded_m4_one_instant():
+    t = np.full(50, 7.0)
+    v = np.arange(50.0)
+    keep = bounded_m4_indices(t, v, 8, 1.0)
+    assert keep.tolist() == [0, 49]
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, None])
+def test_bounded_m4_rejects_bad_max_points(bad):
+    with pytest.raises(InvalidArgument):
+        bounded_m4_indices(np.arange(3.0), np.arange(3.0), bad)
+
+
+def test_bounded_m4_rejects_unsorted_or_non_finite_times():
+    with pytest.raises(InvalidArgument):
+        bounded_m4_indices(np.array([2.0, 1.0, 3.0]), np.zeros(3), 2)
+    with pytest.raises(InvalidArgument):
+        bounded_m4_indices(np.array([1.0, 2.0, np.inf]), np.zeros(3), 2)

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import orjson
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from datasock.http_bridge import protocol
 from datasock.http_bridge.protocol import Filter, RequestError, Target
@@ -175,3 +175,38 @@ def test_annotation_frame_marks_each_change():
     fields = {f["name"]: f["values"] for f in frame["fields"]}
     assert fields == {"time": [3000, 4000], "title": ["sim::psu_mode: CC", "sim::psu_mode: CV"],
                       "text": ["CV -> CC", "CC -> CV"], "tags": [["sim", "psu_mode"], ["sim", "psu_mode"]]}
+
+
+@settings(deadline=None)
+@given(st.lists(st.tuples(st.floats(-500, 5000), st.floats(-1e6, 1e6)), max_size=400),
+       st.integers(1, 100), st.one_of(st.none(), st.floats(1e-3, 1e4)))
+def test_bucket_means_never_more_buckets_than_allowed(samples, max_buckets, stride):
+    """Samples outside [start, start + max_buckets * stride) and strides too fine for
+    the data only widen the edge buckets."""
+    samples.sort()
+    t = np.array([s[0] for s in samples], dtype=np.float64)
+    v = np.array([s[1] for s in samples], dtype=np.float64)
+    bt, bv = protocol.bucket_means(t, v, 0.0, stride, max_buckets)
+    assert len(bt) == len(bv) <= max_buckets
+    assert len(bt) == len(set(bt.tolist()))  # one stamp per bucket, each a sample's time
+    if len(v):
+        assert v.min() - 1e-6 <= bv.min() and bv.max() <= v.max() + 1e-6
+        assert set(bt.tolist()) <= set(t.tolist())
+
+
+def test_point_budget():
+    assert protocol.point_budget(None) == 1000
+    assert protocol.point_budget(499.7) == 499
+    assert protocol.point_budget(0.3) == 1
+    assert protocol.point_budget(1e300) == protocol.MOST_POINTS
+
+
+def test_notices_go_into_meta_only_when_there_are_some():
+    t, v = np.array([1.0]), np.array([2.0])
+    assert "meta" not in protocol.timeseries("s::a", "A", t, v)
+    note = protocol.notice("info", "min-max: the bridge kept 4 of 9 samples")
+    for answer in (protocol.timeseries("s::a", "A", t, v, [note]),
+                   protocol.table("s::a", "A", t, v, "number", [note]),
+                   protocol.frame("s::m", "A", t, ["CV"], "string", [note]),
+                   protocol.annotation_frame("s::m", "A", [1.0], ["CV"], [note])):
+        assert orjson.loads(protocol.encode(answer))["meta"] == {"notices": [note]}

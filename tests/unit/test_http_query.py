@@ -1,9 +1,15 @@
 """Planning /query into get_data calls and answering from their replies (no I/O)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
+from datasock.datanodes.reply import Samples, data_reply
 from datasock.http_bridge import protocol, query
 from datasock.http_bridge.catalog import FieldCache, FinalCache
 
@@ -20,10 +26,11 @@ def parse(*targets, **extra):
 
 
 def test_plan_groups_fields_into_one_call_per_node_and_stride():
-    plan = query.plan(parse("sim::*", "other::c", {"target": "sim::a", "payload": {"mode": "raw"}}), CATALOG)
-    stride = 4 * 3600 / 100
-    assert set(plan.fetches) == {("sim", stride), ("other", stride), ("sim", None)}
-    assert plan.fetches[("sim", stride)].fields == ("a", "b", "mode")
+    plan = query.plan(parse("sim::*", "other::c", {"target": "sim::a", "payload": {"mode": "raw"}}), CATALOG,
+                      m4_nodes=frozenset({"sim"}))
+    m4, decimate = 4 * 3600 / 100, 3600 / 100
+    assert set(plan.fetches) == {("sim", m4), ("other", decimate), ("sim", None)}
+    assert plan.fetches[("sim", m4)].fields == ("a", "b", "mode")
     assert plan.fetches[("sim", None)].fields == ("a",)
     assert len(plan.items) == 5
 
@@ -39,10 +46,10 @@ def test_plan_reports_unknown_fields_empty_globs_and_bad_node_names():
 def test_answer_failed_node_costs_only_its_targets():
     plan = query.plan(parse("sim::a", "other::c", "sim::mode"), CATALOG)
     t = [1_700_000_000.0, 1_700_000_001.0]
-    replies = {("sim", 144.0): {"data": {"a": [1.0, 2.0], "mode": ["CV"]},
-                                "timeline": {"fast": {"t": t, "finalized_until": None},
-                                             "slow": {"t": t[:1], "finalized_until": None}}},
-               ("other", 144.0): RuntimeError("boom")}
+    replies = {("sim", 36.0): {"data": {"a": [1.0, 2.0], "mode": ["CV"]},
+                               "timeline": {"fast": {"t": t, "finalized_until": None},
+                                            "slow": {"t": t[:1], "finalized_until": None}}},
+               ("other", 36.0): RuntimeError("boom")}
     answer, errors = query.answer(plan, replies, CATALOG)
     assert answer[0]["target"] == "sim::a" and answer[0]["datapoints"].tolist() == [[1.0, t[0] * 1000],
                                                                                      [2.0, t[1] * 1000]]
@@ -96,3 +103,212 @@ def test_numbers_from_none(mode):
     assert not errors
     values = np.asarray(answer[0]["datapoints"])[:, 0]
     assert values[0] == 1.0 if mode == "min-max" else values[0] == 2.0
+
+
+# -- strides asked of nodes ------------------------------------------------------------------
+def test_plan_asks_sdk_nodes_for_m4_per_field_and_others_for_span_over_max_points():
+    q = parse("sim::a", "other::c", {"target": "sim::b", "payload": {"mode": "mean"}},
+              {"target": "sim::mode", "payload": {"format": "annotations"}})
+    m4, decimate = 4 * 3600 / 100, 3600 / 100
+    plain = query.plan(q, CATALOG)
+    assert set(plain.fetches) == {("sim", decimate), ("other", decimate), ("sim", None)}
+    assert all(f.options == () for f in plain.fetches.values())
+    sdk = query.plan(q, CATALOG, m4_nodes=frozenset({"sim"}))
+    assert set(sdk.fetches) == {("sim", m4), ("other", decimate), ("sim", None)}
+    assert sdk.fetches[("sim", m4)].options == (("per_field", True),)
+    assert sdk.fetches[("sim", m4)].min_stride == m4
+    # raw samples (mean, annotations) never need the per-field shape
+    assert sdk.fetches[("sim", None)].options == () and sdk.fetches[("sim", None)].fields == ("b", "mode")
+    assert sdk.fetches[("other", decimate)].options == ()
+    assert plain.max_points == sdk.max_points == 100 and sdk.end - sdk.start == 3600
+
+
+def test_plan_interval_ms_is_a_lower_bound_of_both_strides():
+    q = parse("sim::a", "other::c", intervalMs=120_000)
+    the_plan = query.plan(q, CATALOG, m4_nodes=frozenset({"sim"}))
+    assert set(the_plan.fetches) == {("sim", 144.0), ("other", 120.0)}
+
+
+def test_plan_combined_target_asks_each_node_its_own_way():
+    catalog = {**CATALOG, "other": {"a": {"timeline": "tl", "type": "number"}}}
+    the_plan = query.plan(parse("sim+other::a"), catalog, m4_nodes=frozenset({"other"}))
+    [item] = the_plan.items
+    assert item.parts == (("sim", 36.0), ("other", 144.0))
+    assert the_plan.fetches[("other", 144.0)].options == (("per_field", True),)
+    assert the_plan.fetches[("sim", 36.0)].options == ()
+
+
+# -- the bound: whatever a node replies ------------------------------------------------------
+T0 = 1_700_000_000.0  # the start of parse()'s range
+
+
+def one_reply(the_plan, reply):
+    return {key: reply for key in the_plan.fetches}
+
+
+def datapoints(answer_entry):
+    return np.asarray(answer_entry["datapoints"]).reshape(-1, 2)
+
+
+node_replies = st.integers(min_value=0, max_value=3000).flatmap(lambda n: st.tuples(
+    hnp.arrays(np.float64, n, elements=st.floats(T0 - 600, T0 + 4200)),
+    hnp.arrays(np.float64, n, elements=st.one_of(st.floats(-1e9, 1e9), st.just(math.nan)))))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(node_replies, st.integers(min_value=1, max_value=1200), st.sampled_from(["min-max", "mean"]),
+       st.booleans(), st.sampled_from([None, 1, 60_000]))
+def test_min_max_and_mean_never_exceed_max_data_points(reply, max_points, mode, shuffled, interval_ms):
+    """Times anywhere (outside the range too, unsorted, repeated), NaN, any budget."""
+    t, v = reply
+    if not shuffled:
+        t = np.sort(t)
+    extra = {"intervalMs": interval_ms} if interval_ms else {}
+    the_plan = query.plan(parse({"target": "sim::a", "payload": {"mode": mode}}, maxDataPoints=max_points,
+                                **extra), CATALOG)
+    node = {"data": {"a": v.tolist()}, "timeline": {"fast": {"t": t.tolist(), "finalized_until": None}}}
+    answer, errors = query.answer(the_plan, one_reply(the_plan, node), CATALOG)
+    assert not errors
+    points = datapoints(answer[0])
+    assert len(points) <= max_points
+    assert np.all(np.diff(points[:, 1]) >= 0)
+    inside = (t >= T0) & (t < T0 + 3600)
+    assert np.all((points[:, 1] >= T0 * 1000) & (points[:, 1] < (T0 + 3600) * 1000))
+    finite = v[inside & ~np.isnan(v)]
+    if mode == "min-max" and len(finite):
+        # a one-sample spike survives: the extremes in the range are drawn
+        assert finite.max() in points[:, 0]
+        if max_points >= 2:
+            assert finite.min() in points[:, 0]
+    if inside.sum() <= max_points and mode == "min-max":
+        assert len(points) == inside.sum()          # nothing to reduce: every sample
+        assert "meta" not in answer[0]
+    if len(points) < inside.sum():
+        assert answer[0]["meta"]["notices"][0]["severity"] == "info"
+
+
+def test_a_node_ignoring_min_stride_is_bounded_with_the_spike_kept():
+    """sisock's weather example answers a day at one sample a minute whatever min_stride says."""
+    q = parse("sim::a", maxDataPoints=50)
+    the_plan = query.plan(q, CATALOG)
+    t = T0 + np.arange(0, 3600, 1.0)
+    v = np.sin(t / 100)
+    v[1234] = 99.0
+    node = {"data": {"a": v.tolist()}, "timeline": {"fast": {"t": t.tolist(), "finalized_until": None}}}
+    answer, _ = query.answer(the_plan, one_reply(the_plan, node), CATALOG)
+    points = datapoints(answer[0])
+    assert 25 <= len(points) <= 50  # 12 buckets; on a smooth curve first or last is often an extreme
+    assert [99.0, t[1234] * 1000] in points.tolist()
+    [notice] = answer[0]["meta"]["notices"]
+    assert notice["severity"] == "info" and "3600" in notice["text"] and "M4" in notice["text"]
+
+
+def test_string_and_bool_series_are_bounded_too():
+    catalog = {"sim": {**CATALOG["sim"], "on": {"timeline": "slow", "type": "bool"}}}
+    the_plan = query.plan(parse("sim::mode", "sim::on", maxDataPoints=20), catalog)
+    t = (T0 + np.arange(1000.0)).tolist()
+    node = {"data": {"mode": [f"m{i % 7}" for i in range(1000)], "on": [i % 3 == 0 for i in range(1000)]},
+            "timeline": {"slow": {"t": t, "finalized_until": None}}}
+    answer, errors = query.answer(the_plan, one_reply(the_plan, node), catalog)
+    assert not errors
+    for frame in answer:
+        assert 0 < len(frame["fields"][1]["values"]) <= 20 and len(frame["fields"][0]["values"]) <= 20
+    assert set(answer[1]["fields"][1]["values"]) == {True, False}
+
+
+def test_raw_mode_is_left_as_the_node_sent_it():
+    the_plan = query.plan(parse({"target": "sim::a", "payload": {"mode": "raw"}}, maxDataPoints=10), CATALOG)
+    t = [T0 + 5, T0 - 100, T0 + 7000] + [T0 + i for i in range(10, 60)]
+    node = {"data": {"a": list(range(len(t)))}, "timeline": {"fast": {"t": t, "finalized_until": None}}}
+    answer, _ = query.answer(the_plan, one_reply(the_plan, node), CATALOG)
+    assert datapoints(answer[0])[:, 1].tolist() == [x * 1000 for x in t] and "meta" not in answer[0]
+
+
+def test_mean_buckets_bounded_and_said():
+    the_plan = query.plan(parse({"target": "sim::a", "payload": {"mode": "mean"}}, maxDataPoints=60), CATALOG)
+    t = T0 + np.arange(0, 3600, 0.5)
+    node = {"data": {"a": np.ones(len(t)).tolist()}, "timeline": {"fast": {"t": t.tolist()}}}
+    answer, _ = query.answer(the_plan, one_reply(the_plan, node), CATALOG)
+    points = datapoints(answer[0])
+    assert len(points) == 60 and np.all(points[:, 0] == 1.0)
+    assert "7200 samples averaged into 60 buckets" in answer[0]["meta"]["notices"][0]["text"]
+
+
+# -- per-field replies of datasock's SDK -----------------------------------------------------
+def noisy_node_replies(the_plan, nfields=10, seed=11):
+    """What datasock's SDK answers each fetch: 10 noisy fields on one 1 Hz timeline."""
+    rng = np.random.default_rng(seed)
+    t = T0 - 3600 * 23 + np.arange(86_400.0)
+    columns = {f: rng.normal(size=len(t)) * (i + 1) for i, f in enumerate(f"f{i}" for i in range(nfields))}
+    columns["f4"][50_000] = 1e6
+    out = {}
+    for key, fetch in the_plan.fetches.items():
+        out[key] = data_reply({"tl": Samples(t, columns, finalized_until=None)}, list(fetch.fields),
+                              fetch.start, fetch.end, fetch.min_stride, 64 * 2 ** 20, **dict(fetch.options))
+    return t, columns, out
+
+
+NOISY = {"wide": {f"f{i}": {"timeline": "tl", "type": "number", "units": ""} for i in range(10)}}
+
+
+def parse_day(*targets, **extra):
+    body = {"range": {"from": T0 - 3600 * 23, "to": T0 + 3600}, "maxDataPoints": 1000,
+            "targets": [{"target": t} for t in targets], **extra}
+    return protocol.parse_query(body, 0)
+
+
+@pytest.mark.parametrize("sdk", [False, True])
+def test_many_noisy_fields_on_one_timeline_answer_about_the_per_field_count(sdk):
+    """The issue's measurement: 10 noisy fields, 1 day at 1 Hz, maxDataPoints=1000 gave
+    5,054 points per target. Now at most 1000 each, with or without the SDK path."""
+    the_plan = query.plan(parse_day("wide::*"), NOISY, m4_nodes=frozenset({"wide"} if sdk else ()))
+    t, columns, replies = noisy_node_replies(the_plan)
+    [fetch] = the_plan.fetches.values()
+    assert fetch.options == ((("per_field", True),) if sdk else ())
+    answer, errors = query.answer(the_plan, replies, NOISY)
+    assert not errors and len(answer) == 10
+    for series in answer:
+        points = datapoints(series)
+        values = columns[series["target"].split("::")[1]]
+        assert 800 <= len(points) <= 1000
+        assert points[:, 0].max() == values.max() and points[:, 0].min() == values.min()
+        texts = " ".join(n["text"] for n in series["meta"]["notices"])
+        # the SDK says how many samples its M4 had; otherwise the bridge says what it cut
+        assert ("of 86400 samples" in texts) if sdk else ("the bridge kept" in texts)
+
+
+def test_per_field_reply_of_a_combined_target_is_read_per_field():
+    catalog = {"wide": NOISY["wide"], "live": {"f1": {"timeline": "x", "type": "number"}}}
+    the_plan = query.plan(parse_day("wide+live::f1"), catalog, m4_nodes=frozenset({"wide", "live"}))
+    t, columns, replies = noisy_node_replies(the_plan)
+    answer, errors = query.answer(the_plan, replies, catalog)
+    assert not errors
+    points = datapoints(answer[0])
+    assert len(points) <= 1000 and points[:, 0].max() == columns["f1"].max()
+
+
+def test_timeline_of_prefers_the_field_timeline():
+    reply = {"data": {"a": [1.0]}, "timeline": {"fast": {"finalized_until": 3.0}},
+             "field_timeline": {"a": {"t": [2.0], "finalized_until": 3.0}}}
+    assert query._timeline_of(reply, "a", {"timeline": "fast"}) == {"t": [2.0], "finalized_until": 3.0}
+    assert query._timeline_of({"data": {}, "timeline": {"fast": {"t": []}}}, "a", {"timeline": "fast"}) == \
+        {"t": []}
+
+
+def test_node_downsampled_reply_is_a_warning_notice():
+    the_plan = query.plan(parse({"target": "sim::a", "payload": {"mode": "raw"}}), CATALOG)
+    node = {"data": {"a": [1.0, 2.0]}, "timeline": {"fast": {"t": [T0, T0 + 1]}},
+            "downsampled": {"min_stride": {"fast": 61.2}, "reason": "reply limited to about 33554432 bytes"}}
+    answer, _ = query.answer(the_plan, one_reply(the_plan, node), CATALOG)
+    [notice] = answer[0]["meta"]["notices"]
+    assert notice["severity"] == "warning"
+    assert "61.2 s" in notice["text"] and "33554432" in notice["text"]
+
+
+@pytest.mark.parametrize("mode", ["min-max", "mean"])
+def test_huge_max_data_points_bounds_nothing(mode):
+    the_plan = query.plan(parse({"target": "sim::a", "payload": {"mode": mode}}, maxDataPoints=1e300), CATALOG)
+    t = T0 + np.arange(0, 3600, 0.25)
+    node = {"data": {"a": np.sin(t).tolist()}, "timeline": {"fast": {"t": t.tolist()}}}
+    answer, errors = query.answer(the_plan, one_reply(the_plan, node), CATALOG)
+    assert not errors and len(datapoints(answer[0])) == len(t) and "meta" not in answer[0]

@@ -16,6 +16,11 @@ CATALOG = {"archive": {F: {"timeline": "observatory.fake1.feeds.temps:temps", "t
                    "live_only": {"timeline": "y", "type": "string", "units": ""}}}
 
 
+#: both are nodes on datasock's SDK (their get_info says "downsample": "m4")
+SDK = frozenset({"archive", "ocs"})
+T0 = 1_700_000_000.0  # the start of parse()'s range
+
+
 def parse(*targets):
     body = {"range": {"from": "2023-11-14T22:13:20Z", "to": "2023-11-14T23:13:20Z"}, "maxDataPoints": 100,
             "targets": [t if isinstance(t, dict) else {"target": t} for t in targets]}
@@ -72,7 +77,8 @@ def test_bad_combined_targets(node):
 
 
 def test_plan_fetches_from_each_node_of_a_combined_target():
-    plan = query.plan(parse(f"archive+ocs::{F}", "archive+ocs::live_*", "archive+ocs::nope"), CATALOG)
+    plan = query.plan(parse(f"archive+ocs::{F}", "archive+ocs::live_*", "archive+ocs::nope"), CATALOG,
+                      m4_nodes=SDK)
     stride = 4 * 3600 / 100
     assert plan.fetches[("archive", stride)].fields == (F,)
     assert set(plan.fetches[("ocs", stride)].fields) == {F, "live_only"}
@@ -82,26 +88,28 @@ def test_plan_fetches_from_each_node_of_a_combined_target():
 
 
 def test_answer_merges_archive_and_live():
-    plan = query.plan(parse(f"archive+ocs::{F}"), CATALOG)
+    plan = query.plan(parse(f"archive+ocs::{F}"), CATALOG, m4_nodes=SDK)
     tl = "observatory.fake1.feeds.temps:temps"
-    archive = {"data": {F: [1.0, 2.0, 3.0]}, "timeline": {tl: {"t": [10, 20, 30], "finalized_until": 30.0}}}
-    live = {"data": {F: [2.5, 3.5, 4.5]}, "timeline": {tl: {"t": [25, 30, 40], "finalized_until": 40.0}}}
+    archive = {"data": {F: [1.0, 2.0, 3.0]},
+               "timeline": {tl: {"t": [T0 + 10, T0 + 20, T0 + 30], "finalized_until": T0 + 30}}}
+    live = {"data": {F: [2.5, 3.5, 4.5]},
+            "timeline": {tl: {"t": [T0 + 25, T0 + 30, T0 + 40], "finalized_until": T0 + 40}}}
     keys = plan.items[0].parts
     answer, errors = query.answer(plan, {keys[0]: archive, keys[1]: live}, CATALOG)
     assert errors == []
     (series,) = answer
     assert series["target"] == f"archive+ocs::{F}"
-    assert np.asarray(series["datapoints"]).tolist() == [[1.0, 10000.0], [2.0, 20000.0],
-                                                         [3.5, 30000.0], [4.5, 40000.0]]
+    assert np.asarray(series["datapoints"]).tolist() == [[1.0, (T0 + 10) * 1000], [2.0, (T0 + 20) * 1000],
+                                                         [3.5, (T0 + 30) * 1000], [4.5, (T0 + 40) * 1000]]
 
 
 def test_answer_when_one_node_fails_the_other_still_answers():
-    plan = query.plan(parse(f"archive+ocs::{F}"), CATALOG)
+    plan = query.plan(parse(f"archive+ocs::{F}"), CATALOG, m4_nodes=SDK)
     tl = "observatory.fake1.feeds.temps:temps"
-    live = {"data": {F: [2.5]}, "timeline": {tl: {"t": [25], "finalized_until": 25.0}}}
+    live = {"data": {F: [2.5]}, "timeline": {tl: {"t": [T0 + 25], "finalized_until": T0 + 25}}}
     keys = plan.items[0].parts
     down = ApplicationError("wamp.error.no_such_procedure", "no callee")
     answer, errors = query.answer(plan, {keys[0]: down, keys[1]: live}, CATALOG)
-    assert errors == [] and np.asarray(answer[0]["datapoints"]).tolist() == [[2.5, 25000.0]]
+    assert errors == [] and np.asarray(answer[0]["datapoints"]).tolist() == [[2.5, (T0 + 25) * 1000]]
     answer, errors = query.answer(plan, {keys[0]: down, keys[1]: down}, CATALOG)
     assert len(errors) == 1 and "not running" in errors[0]

@@ -337,3 +337,70 @@ def test_m4_property(samples, stride, start, end):
         assert min(b for _, b in out) == min(b for _, b in inside)
     else:
         assert out == []
+
+
+# -- per_field (datasock's HTTP bridge asks for it) ------------------------------------------
+def noisy_day(nfields=10, seed=5):
+    rng = np.random.default_rng(seed)
+    t = 1.7e9 + np.arange(86_400.0)
+    return t, {f"f{i}": rng.normal(size=len(t)) + i for i in range(nfields)}
+
+
+def per_field_values(reply):
+    return sum(len(tl["t"]) for tl in reply["field_timeline"].values()) + \
+        sum(len(v) for v in reply["data"].values())
+
+
+def test_per_field_reply_gives_each_field_its_own_m4_and_times():
+    t, columns = noisy_day()
+    columns["f3"][1234] = 1e6
+    samples = {"tl": Samples(t, columns, finalized_until=1.8e9)}
+    fields = list(columns) + ["nosuch"]
+    stride = 4 * 86_400 / 1000
+    union = data_reply(samples, fields, 0, 2e9, stride, BIG)
+    reply = data_reply(samples, fields, 0, 2e9, stride, BIG, per_field=True)
+    assert set(reply) == {"data", "timeline", "field_timeline"}
+    assert reply["timeline"] == {"tl": {"finalized_until": 1.8e9}}
+    assert reply["data"]["nosuch"] == [] and "nosuch" not in reply["field_timeline"]
+    assert len(union["timeline"]["tl"]["t"]) > 4_000          # the union of ten fields' extremes
+    for f, values in columns.items():
+        own = reply["field_timeline"][f]
+        assert own["finalized_until"] == 1.8e9 and own["samples"] == 86_400
+        assert len(own["t"]) == len(reply["data"][f]) <= 4 * 251
+        assert max(reply["data"][f]) == values.max() and min(reply["data"][f]) == values.min()
+        assert own["t"] == sorted(own["t"])
+        # every value beside its own time
+        assert all(values[int(x - t[0])] == v for x, v in zip(own["t"], reply["data"][f]))
+    assert reply["field_timeline"]["f3"]["t"][reply["data"]["f3"].index(1e6)] == t[1234]
+    assert "downsampled" not in reply
+    assert_plain(reply)
+    json.dumps(reply)
+
+
+def test_per_field_reply_without_stride_keeps_every_sample():
+    t, v = spiky(n=300, spike_at=42)
+    reply = data_reply({"tl": Samples(t, {"v": v, "w": -v})}, ["v", "w"], 0, 1e9, None, BIG, per_field=True)
+    assert reply["field_timeline"]["v"]["t"] == t.tolist() and reply["data"]["w"] == (-v).tolist()
+    assert reply["field_timeline"]["v"]["samples"] == 300
+
+
+def test_per_field_reply_budget_holds_and_says_so():
+    t, columns = noisy_day(nfields=4)
+    max_bytes = 4_000 * BYTES_PER_VALUE
+    reply = data_reply({"tl": Samples(t, columns)}, list(columns), 0, 2e9, None, max_bytes, per_field=True)
+    assert per_field_values(reply) <= max_bytes // BYTES_PER_VALUE
+    assert per_field_values(reply) >= max_bytes // BYTES_PER_VALUE // 4
+    assert list(reply["downsampled"]["min_stride"]) == ["tl"]
+    for f, values in columns.items():
+        assert max(reply["data"][f]) == values.max()
+
+
+def test_per_field_reply_several_timelines_and_strings():
+    t = np.arange(1000.0)
+    tl = {"fast": Samples(t, {"a": np.sin(t)}),
+          "slow": Samples(t[::10], {"mode": np.array(["A", "B"] * 50, dtype=object)}, finalized_until=5.0)}
+    reply = data_reply(tl, ["a", "mode"], 0, 1e9, 100.0, BIG, per_field=True)
+    assert set(reply["field_timeline"]) == {"a", "mode"}
+    assert reply["timeline"] == {"fast": {"finalized_until": None}, "slow": {"finalized_until": 5.0}}
+    assert len(reply["data"]["mode"]) == len(reply["field_timeline"]["mode"]["t"]) == 20  # first, last x 10
+    assert_plain(reply)

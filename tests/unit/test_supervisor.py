@@ -385,3 +385,88 @@ def test_rows_property(timelines):
         for x, v in zip(t, r["data"][f]):
             assert by_time[x][column] == v
         assert sum(row[1 + column] is not None for row in rows) == len(t)
+
+
+# == cwd, env, monitors and Supervisor.restart ============================================
+class RecordingMonitor:
+    """Records spawned/exited and asks, once, for ``target`` to be restarted."""
+
+    def __init__(self, target=None):
+        self.events, self.target = [], target
+
+    def spawned(self, child, now):
+        self.events.append(("spawned", child.name, child.proc.pid))
+
+    def exited(self, child, now):
+        self.events.append(("exited", child.name, child.proc.returncode))
+
+    def check(self, now):
+        target, self.target = self.target, None
+        return [(target, "test says so")] if target else []
+
+
+def test_child_runs_in_its_cwd_with_its_env(tmp_path):
+    (tmp_path / "work").mkdir()
+    child = Child("pwd", script("""
+        import os
+        from pathlib import Path
+        Path("where").write_text(os.getcwd() + "|" + os.environ.get("NODE_THING", "-"))
+    """), cwd=str(tmp_path / "work"), env={**os.environ, "NODE_THING": "yes"})
+    sup = Supervisor([child], out=io.StringIO())
+    sup._spawn(child)
+    child.proc.wait(20)
+    assert (tmp_path / "work" / "where").read_text() == f"{tmp_path / 'work'}|yes"
+
+
+def test_restart_stops_a_running_child_and_the_backoff_starts_it_again(tmp_path):
+    child = Child("node", service(tmp_path, "node"), backoff=Backoff(initial=0.1))
+    monitor = RecordingMonitor(target="node")
+    out = io.StringIO()
+    sup = Supervisor([child], out=out, monitors=[monitor])
+    sup._spawn(child)
+    first = child.proc.pid
+    try:
+        assert wait_for(ready_file(tmp_path, "node"))
+        assert wait_for(lambda: (sup._watch(), child.restarts >= 1)[1], timeout=15), out.getvalue()
+    finally:
+        sup.stop()
+    assert "node: test says so; restarting it" in out.getvalue()
+    assert (tmp_path / "stopped").read_text().startswith("node")     # it got SIGTERM, not SIGKILL
+    assert monitor.events[0] == ("spawned", "node", first)
+    assert monitor.events[1] == ("exited", "node", 0)
+    assert monitor.events[2][:2] == ("spawned", "node") and monitor.events[2][2] != first
+    # restarting what is not running does nothing
+    assert sup.restart("node", "again") is False and sup.restart("nobody", "x") is False
+
+
+def test_restart_kills_a_child_that_ignores_sigterm(tmp_path):
+    marker = tmp_path / "ignoring"
+    child = Child("stubborn", script(f"""
+        import signal, time
+        from pathlib import Path
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        Path({str(marker)!r}).write_text("")
+        time.sleep(60)
+    """), backoff=Backoff(initial=30))
+    out = io.StringIO()
+    sup = Supervisor([child], stop_timeout=0.3, out=out)
+    sup._spawn(child)
+    try:
+        assert wait_for(marker.exists, timeout=20)
+        assert sup.restart("stubborn", "stuck") is True
+        assert sup.restart("stubborn", "stuck") is False         # one stop at a time
+        assert wait_for(lambda: (sup._watch(), child.restart_at is not None)[1], timeout=10), out.getvalue()
+    finally:
+        sup.stop()
+    assert child.proc.returncode == -signal.SIGKILL
+    assert "ignored SIGTERM" in out.getvalue()
+
+
+def test_a_program_that_cannot_start_is_retried_not_fatal(tmp_path):
+    child = Child("ghost", [str(tmp_path / "no-such-program")], backoff=Backoff(initial=0.1))
+    out = io.StringIO()
+    sup = Supervisor([child], out=out)
+    sup._spawn(child)
+    assert child.proc is None and child.restart_at is not None
+    assert wait_for(lambda: (sup._watch(), child.restarts >= 2)[1], timeout=10)
+    assert "ghost cannot start" in out.getvalue()
