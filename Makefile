@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: up test unit integration bench docs clean
 
-# (Re)install when pyproject.toml changes. bjdata (pulled in by crossbar through
+# (Re)install when pyproject.toml changes: every extra ([all]: router, archive, HTTP bridge,
+# MQTT, host node), the tests' and the docs' tools. bjdata (pulled in by crossbar through
 # autobahn[serialization]) is published as an sdist that builds against NumPy 1.x and
 # prints a NumPy-ABI traceback on every import under NumPy 2; its pure-Python build
 # (PYBJDATA_NO_EXTENSION=1) is clean, and datasock never speaks UBJSON anyway.
@@ -14,7 +15,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	PYBJDATA_NO_EXTENSION=1 $(BIN)/pip install --quiet --no-cache-dir --force-reinstall --no-deps "bjdata>=0.6"
-	$(BIN)/pip install --quiet -e ".[test,docs]"
+	$(BIN)/pip install --quiet -e ".[all,test,docs]"
 	# schemathesis (API tests) needs idna >= 2.8 while crossbar pins idna < 2.6, which
 	# its code does not need: one resolve cannot satisfy both, so install it on its own
 	$(BIN)/pip install --quiet "schemathesis>=4.0"

@@ -1,4 +1,4 @@
-"""The benchmarks' throw-away stack: :class:`datasock.devstack.Stack` in a temporary
+"""The benchmarks' throw-away stack: :class:`datasock.testing.devstack.Stack` in a temporary
 directory that is removed on stop, logging quietly."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from datasock import devstack
+from datasock.testing import devstack
 
 
 class Stack(devstack.Stack):

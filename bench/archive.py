@@ -1,6 +1,6 @@
 """Benchmark: the HK archive (scanner and node) against so3g's own reader, same files, same run.
 
-    .venv/bin/python bench/archive.py [--mysql] [--no-wamp]
+    .venv/bin/python bench/archive.py [--mysql] [--no-wamp] [--no-month]
 
 Writes 24 hourly so3g HK files (schema v2, 1 Hz, 20 fields of one feed, one data
 frame a minute, as the OCS aggregator does) into a temporary directory, then:
@@ -18,6 +18,14 @@ frame a minute, as the OCS aggregator does) into a temporary directory, then:
 * the scanner's throughput (files/s, MB/s) into the embedded SQLite index, and
   into MariaDB with ``--mysql`` (127.0.0.1:3306, root, a temporary database),
   against a plain so3g pass over the files (``HKArchiveScanner.process_file``).
+
+* a month (``--no-month`` skips it): 30 days x 10 fields at 1 Hz (720 hourly files,
+  written once with so3g into ``$XDG_CACHE_HOME/datasock-bench/archive-month``, about
+  230 MB, and indexed there into SQLite with summaries), read as Grafana asks it
+  (``maxDataPoints`` 1000: the bridge's M4 stride ``4 * span / 1000``, per field),
+  cold (a new node: nothing decoded, nothing cached) and warm (again), against
+  decoding the same 10 fields of the same files with so3g (``HKArchive.get_data``,
+  files already scanned). Goals: cold <= 0.2, warm <= 0.02.
 
 Runs interleave anchor and datasock and report medians. Nothing asserts on timing.
 """
@@ -224,11 +232,107 @@ def bench_scan(paths, data_dir, config, label):
     print(f"ratio scan-{label}/so3g-pass: {s / a:.2f} (time; lower is better)")
 
 
+MONTH_DAYS = 30
+MONTH_FIELDS = [f"Channel_{i:02d}_T" for i in range(1, 11)]
+MONTH_FEED = "observatory.bench.feeds.month"
+MONTH_T0 = 1_700_002_800.0
+
+
+def month_directory() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "datasock-bench" / "archive-month"
+
+
+def write_month(directory: Path) -> list[str]:
+    """720 hourly files of 10 fields at 1 Hz (sine + noise + a spike a day), written once."""
+    done = directory / "complete"
+    data = directory / "data"
+    if not done.exists():
+        shutil.rmtree(data, ignore_errors=True)
+        rng = np.random.default_rng(12)
+        t_write = time.perf_counter()
+        for h in range(MONTH_DAYS * 24):
+            t0 = MONTH_T0 + h * 3600
+            ctime = str(int(t0))
+            path = data / ctime[:5] / f"{ctime}.g3"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            w = hkfile.Writer(str(path), version=2, start_time=t0)
+            w.add_provider(MONTH_FEED, t0)
+            for minute in np.arange(t0, t0 + 3600, 60.0):
+                t = np.arange(minute, minute + 60, 1.0)
+                cols = {f: np.sin(t / 3000.0 + i) + 0.01 * rng.standard_normal(len(t))
+                        for i, f in enumerate(MONTH_FIELDS)}
+                if h % 24 == 7 and minute == t0 + 1800:
+                    cols[MONTH_FIELDS[0]][17] = 50.0     # a one-sample spike a day
+                w.write(MONTH_FEED, {"temps": (t, cols)})
+            w.close()
+        done.write_text("ok\n")
+        print(f"wrote the month once in {time.perf_counter() - t_write:.0f} s")
+    return sorted(str(p) for p in data.rglob("*.g3"))
+
+
+def bench_month():
+    directory = month_directory()
+    paths = write_month(directory)
+    size = sum(map(os.path.getsize, paths))
+    print(f"month: {len(paths)} files, {size / 1e6:.0f} MB in {directory}")
+    config = load_config({"DATASOCK_HOME": str(directory / "home"), "DATA_DIRECTORY": str(directory / "data")})
+    index = Index.from_config(config)
+    t = time.perf_counter()
+    report = scan_once(index, config.data_directory)
+    if report.read:
+        print(f"  indexed {report.read} files with summaries in {time.perf_counter() - t:.0f} s "
+              f"({report.read / (time.perf_counter() - t):.1f} files/s)")
+    names = [f"{MONTH_FEED}.{f}" for f in MONTH_FIELDS]
+    start, end = MONTH_T0, MONTH_T0 + MONTH_DAYS * 86400
+    stride = 4 * (end - start) / 1000      # what the HTTP bridge asks for maxDataPoints 1000
+
+    def so3g_read():
+        scanner = so3g.hk.HKArchiveScanner()
+        for p in paths:
+            scanner.process_file(p)
+        archive = scanner.finalize()
+        t = time.perf_counter()
+        data, _ = archive.get_data(names, start, end)
+        assert len(data[names[0]]) == MONTH_DAYS * 86400
+        return time.perf_counter() - t
+
+    def ours(node):
+        reply = data_reply(node.get_data(names, start, end, stride), names, start, end, stride,
+                           1 << 40, per_field=True)
+        assert 50.0 in reply["data"][names[0]]
+        return reply
+
+    gc.collect()
+    anchor = so3g_read()
+    colds, warms, points = [], [], 0
+    for _ in range(3):
+        node = ArchiveNode(index)
+        colds.append(timed(lambda: ours(node)))
+        warms.append(timed(lambda: ours(node)))
+        points = max(len(v) for v in ours(node)["data"].values())
+    anchor = min(anchor, so3g_read())
+    cold, warm = statistics.median(colds), statistics.median(warms)
+    print(f"month, 10 fields x {MONTH_DAYS} days at 1 Hz, maxDataPoints 1000 (stride {stride:g} s, "
+          f"<= {points} points per field): so3g get_data {anchor:.1f} s; datasock cold {cold * 1e3:.0f} ms, "
+          f"warm {warm * 1e3:.0f} ms (parts: {node.last_plan})")
+    print(f"ratio month-cold/so3g-get_data: {cold / anchor:.3f} (time; lower is better; goal <= 0.2: "
+          f"{'pass' if cold / anchor <= 0.2 else 'FAIL'})")
+    print(f"ratio month-warm/so3g-get_data: {warm / anchor:.3f} (time; lower is better; goal <= 0.02: "
+          f"{'pass' if warm / anchor <= 0.02 else 'FAIL'})")
+    index.close()
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--mysql", action="store_true", help="also scan into MariaDB at 127.0.0.1:3306")
     p.add_argument("--no-wamp", action="store_true", help="skip the measurement through a router")
+    p.add_argument("--no-month", action="store_true", help="skip the 30-day archive")
+    p.add_argument("--only-month", action="store_true", help="only the 30-day archive")
     args = p.parse_args()
+    if args.only_month:
+        bench_month()
+        return 0
     tmp = Path(tempfile.mkdtemp(prefix="datasock-bench-archive-"))
     db_name = f"dsbench_{uuid.uuid4().hex[:10]}"
     try:
@@ -245,6 +349,8 @@ def main() -> int:
         if not args.no_wamp:
             bench_wamp(paths, data_dir, sqlite_config.sqlite_path)
         bench_scan(paths, data_dir, sqlite_config, "sqlite")
+        if not args.no_month:
+            bench_month()
         if args.mysql:
             mysql_config = load_config({"DATASOCK_HOME": str(tmp / "home"), "SQL_HOST": "127.0.0.1",
                                         "SQL_DB": db_name})

@@ -106,7 +106,7 @@ def main() -> int:
 
     crochet.setup()
     from datasock.client import call, connect_once, credentials
-    from datasock.http_bridge import protocol
+    from datasock.http_bridge import frames, reduction
     from datasock.procutil import free_port, port_open
 
     stack = Stack()
@@ -158,7 +158,7 @@ def main() -> int:
             return elapsed, [len(s["datapoints"]) for s in answer]
 
         def floor_case(start, span, mode):
-            stride = protocol.min_stride(start, start + span, MAX_POINTS, span * 1000 / MAX_POINTS, mode)
+            stride = reduction.min_stride(start, start + span, MAX_POINTS, span * 1000 / MAX_POINTS, mode)
             options = {"per_field": True} if stride is not None else {}
             began = time.perf_counter()
             reply = get_data(session, start, start + span, stride, **options)
@@ -166,9 +166,9 @@ def main() -> int:
             answer = []
             for f in FIELDS:
                 t = (own[f] if f in own else reply["timeline"]["one_hz"])["t"]
-                answer.append(protocol.timeseries(f"wide::{f}", "A", np.asarray(t, dtype=np.float64),
+                answer.append(frames.timeseries(f"wide::{f}", "A", np.asarray(t, dtype=np.float64),
                                                   np.asarray(reply["data"][f], dtype=np.float64)))
-            protocol.encode(answer)
+            frames.encode(answer)
             return time.perf_counter() - began, [len(a["datapoints"]) for a in answer]
 
         def run(span, mode, reps):
@@ -187,7 +187,7 @@ def main() -> int:
 
         print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpu(s)")
         day = DAY0 - 86400
-        union = get_data(session, day, day + 86400, protocol.min_stride(day, day + 86400, MAX_POINTS, None))
+        union = get_data(session, day, day + 86400, reduction.min_stride(day, day + 86400, MAX_POINTS, None))
         print(f"1 day x 10 noisy fields at 1 Hz on one timeline, maxDataPoints={MAX_POINTS}")
         print(f"  the node's M4 on the shared timeline (no per_field): "
               f"{len(union['timeline']['one_hz']['t'])} points per target")

@@ -78,7 +78,7 @@ class Counter:
     """A paho subscriber counting messages and keeping receive-time latencies."""
 
     def __init__(self, port: int, topic: str, expected: int):
-        from datasock.mqtt.testing import Collector
+        from datasock.testing.mqtt import Collector
 
         self.expected = expected
         self.count = 0
@@ -111,7 +111,7 @@ class Counter:
 
 def anchor(port: int, n: int) -> tuple[float, list[float]]:
     """Plain paho publish -> subscribe of ``n`` sample-sized messages: (msgs/s, latencies)."""
-    from datasock.mqtt.testing import Collector
+    from datasock.testing.mqtt import Collector
     from datasock.mqtt.topics import dumps
 
     topic = f"anchor/{uuid.uuid4().hex[:6]}"
@@ -130,7 +130,7 @@ def anchor(port: int, n: int) -> tuple[float, list[float]]:
 
 
 def anchor_latency(port: int, n: int) -> list[float]:
-    from datasock.mqtt.testing import Collector
+    from datasock.testing.mqtt import Collector
     from datasock.mqtt.topics import dumps
 
     topic = f"anchorlat/{uuid.uuid4().hex[:6]}"
@@ -163,7 +163,7 @@ def wamp_to_mqtt(stack: Stack, port: int, n: int, mode: str) -> Counter:
 
 def mqtt_to_field(port: int, n: int) -> float:
     """samples/s from the first publish until get_data returns all ``n`` values."""
-    from datasock.mqtt.testing import Collector
+    from datasock.testing.mqtt import Collector
 
     field = f"bench_{uuid.uuid4().hex[:6]}"
     pub = Collector(port, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}")
@@ -201,7 +201,7 @@ def main() -> int:
         run_source(args.source[0], int(args.source[1]))
         return 0
 
-    from datasock.mqtt.testing import Mosquitto
+    from datasock.testing.mqtt import Mosquitto
     from datasock.procutil import port_open
 
     n = args.samples
@@ -216,7 +216,7 @@ def main() -> int:
                           "DATASOCK_MQTT_BUFFER": str(max(n, 1000))})
         stack.spawn("adapter", [sys.executable, "-m", "datasock", "mqtt"])
         # the adapter is ready once the MQTT-fed node answers RPC over MQTT
-        from datasock.mqtt.testing import Collector
+        from datasock.testing.mqtt import Collector
         probe = Collector(broker.port)
         probe.subscribe("datasock/rpc/response/probe", 1)
         deadline = time.monotonic() + 60

@@ -8,8 +8,8 @@ import os
 import sys
 from typing import Sequence
 
-from . import settings as settings_mod
-from .errors import DatasockError, InvalidArgument
+from . import extras, settings as settings_mod
+from .errors import EXIT_OK, DatasockError
 
 
 def _settings():
@@ -18,22 +18,23 @@ def _settings():
 
 # -- services ------------------------------------------------------------------------------
 def cmd_router(args) -> int:
+    extras.require("router")
+    from . import runtime
     from .router import process
 
-    return process.run(_settings())
+    return runtime.run_program("datasock router", process.run, logging=False)
 
 
 def cmd_hub(args) -> int:
     from . import runtime
     from .hub.service import make_component
 
-    settings = _settings()
-    runtime.start_logging(settings.log_level)
-    runtime.run_component(make_component(settings))
-    return 0
+    return runtime.run_program(
+        "datasock hub", lambda settings: runtime.run_component(make_component(settings), prog="datasock hub"))
 
 
 def cmd_node(args) -> int:
+    extras.require(f"node {args.kind}")
     from .datanodes import run
 
     if args.kind == "archive":
@@ -55,17 +56,53 @@ def cmd_node(args) -> int:
     return 0
 
 
+def mqtt_children_of_up(settings, mqtt) -> tuple[list, list[str]]:
+    """The children ``datasock up`` adds for MQTT, and lines to print.
+
+    Call after the router child: ``[mosquitto (only when no broker answers), adapter]``.
+    """
+    from .mqtt import broker as mqtt_broker
+    from .procutil import port_open
+    from .supervisor import Child
+
+    argv, message = mqtt_broker.embedded_broker(settings, mqtt)
+    children = []
+    if argv is not None:
+        children.append(Child("mosquitto", argv, ready=lambda: port_open(mqtt.url.host, mqtt.url.port)))
+    children.append(Child("mqtt", [sys.executable, "-m", "datasock", "mqtt"]))
+    return children, [message]
+
+
+def stack_listens(settings) -> list:
+    """The ports ``datasock up`` listens on: the router's, the HTTP bridge's, and the MQTT
+    broker's when ``up`` would start its embedded one (see :func:`stack_children`)."""
+    from . import procutil
+    from .http_bridge import config as http_config
+    from .mqtt import broker as mqtt_broker, config as mqtt_config
+
+    http = http_config.load(settings.home)
+    listens = procutil.router_listens(settings) + [
+        procutil.Listen(http.listen, http.port, "DATASOCK_HTTP_PORT", "the HTTP bridge")]
+    mqtt = mqtt_config.load()
+    start, _ = mqtt_broker.embedded_broker_plan(procutil.port_open(mqtt.url.host, mqtt.url.port), mqtt,
+                                                mqtt_broker.mosquitto_binary())
+    if start:
+        listens.append(procutil.Listen(mqtt.url.host, mqtt.url.port, "DATASOCK_MQTT_URL",
+                                       "the embedded MQTT broker"))
+    return listens
+
+
 def stack_children(settings) -> tuple[list, list[str]]:
     """The processes ``datasock up`` runs, in start order, and what to tell the user about them."""
     from .archive import describe_index, load_config as load_archive_config
     from .http_bridge import config as http_config
-    from .mqtt import broker as mqtt_broker, config as mqtt_config
+    from .mqtt import config as mqtt_config
     from .procutil import port_open
     from .supervisor import Child
 
     me = [sys.executable, "-m", "datasock"]
     http = http_config.load(settings.home)
-    mqtt_children, mqtt_lines = mqtt_broker.up_children(settings, mqtt_config.load())
+    mqtt_children, mqtt_lines = mqtt_children_of_up(settings, mqtt_config.load())
     children = [
         Child("router", me + ["router"],
               ready=lambda: port_open(settings.crossbar_listen, settings.tls_port)),
@@ -91,8 +128,9 @@ def stack_children(settings) -> tuple[list, list[str]]:
 
 
 def cmd_up(args) -> int:
+    extras.require("up")
     from . import extranodes
-    from .procutil import check_ports_free, stack_listens
+    from .procutil import check_ports_free
     from .supervisor import Supervisor
 
     settings = _settings()
@@ -107,18 +145,21 @@ def cmd_up(args) -> int:
 
 
 def cmd_http(args) -> int:
+    extras.require("http")
     from .http_bridge import main as http_main
 
     return http_main([])
 
 
 def cmd_mqtt(args) -> int:
+    extras.require("mqtt")
     from .mqtt import main as mqtt_main
 
     return mqtt_main([])
 
 
 def cmd_scan(args) -> int:
+    extras.require("scan")
     from .archive.scanner import main as scan_main
 
     return scan_main((["--once"] if args.once else []) + (["--write-sample"] if args.write_sample else []))
@@ -205,23 +246,6 @@ def cmd_fields(args) -> int:
     return 0
 
 
-def rows_by_time(reply: dict, fields: Sequence[str], timeline_of: dict[str, str]) -> list[list]:
-    """Merge the reply's timelines into rows of (t, value per field), time-ordered.
-
-    ``timeline_of`` maps each field to its timeline (from get_fields); a field with no
-    timeline there, or whose values do not match its timeline, stays empty.
-    """
-    rows: dict[float, list] = {}
-    for column, f in enumerate(fields):
-        timeline = reply["timeline"].get(timeline_of.get(f))
-        values = reply["data"].get(f) or []
-        if timeline is None or len(values) != len(timeline["t"]):
-            continue
-        for t, v in zip(timeline["t"], values):
-            rows.setdefault(t, [None] * len(fields))[column] = v
-    return [[t, *rows[t]] for t in sorted(rows)]
-
-
 def cmd_get(args) -> int:
     from . import client, timeutil, wire
 
@@ -240,34 +264,23 @@ def cmd_get(args) -> int:
     out = csv.writer(sys.stdout, lineterminator="\n")
     out.writerow(["t", *args.field])
     timeline_of = {name: meta["timeline"] for name, meta in fields.items()}
-    for row in rows_by_time(reply, args.field, timeline_of):
+    for row in wire.rows_by_time(reply, args.field, timeline_of):
         out.writerow(["" if v is None else (f"{v:.6f}" if i == 0 else v) for i, v in enumerate(row)])
     if "downsampled" in reply:
         print(f"datasock: reply downsampled: {reply['downsampled']}", file=sys.stderr)
     return 0
 
 
-#: modules whose SETTINGS `datasock config` prints, the core first
-SETTINGS_MODULES = ("datasock.settings", "datasock.http_bridge", "datasock.archive", "datasock.mqtt",
-                    "datasock.ocs", "datasock.deploy")
-_SECRET_WORDS = ("SECRET", "PASSWORD", "PASSWD")
-
-
 def cmd_config(args) -> int:
-    import importlib
-
+    """Every component's settings (settings.GROUPS), parsed and checked as the component
+    would, as pasteable ``NAME=value`` lines with secrets masked."""
     if args.rst:
-        print(settings_mod.settings_table_rst(), end="")
+        from . import docgen
+
+        print(docgen.settings_table_rst(settings_mod.SETTINGS), end="")
         return 0
-    _settings()  # the core settings' cross-checks (e.g. WAMP_USER needs WAMP_SECRET)
-    for module in SETTINGS_MODULES:
-        declared = importlib.import_module(module).SETTINGS
-        values = settings_mod.parse_settings(declared)
-        for s in declared:
-            value = values[s.attr]
-            if value is not None and any(word in s.env for word in _SECRET_WORDS):
-                value = "(set)"
-            print(f"{s.env}={'' if value is None else value}")
+    lines = [line for group in settings_mod.all_groups() for line in group.lines()]
+    print("\n".join(lines))
     return 0
 
 
@@ -337,11 +350,12 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return args.func(args) or 0
+        return args.func(args) or EXIT_OK
     except BrokenPipeError:
         # `datasock get ... | head`: the reader has all it wants
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except DatasockError as exc:
-        print(f"datasock: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, InvalidArgument) else 1
+        from .runtime import fail
+
+        return fail("datasock", exc)

@@ -21,7 +21,7 @@ from twisted.internet import defer, reactor as _reactor, threads
 from twisted.internet.endpoints import SSL4ClientEndpoint
 from twisted.internet.ssl import Certificate, optionsForClientTLS
 
-from . import state, timeutil, windows, wire
+from . import secretstore, timeutil, tls, windows, wire
 from .errors import DatasockError
 from .settings import Settings
 
@@ -50,19 +50,19 @@ def credentials(settings: Settings, user: str) -> Credentials:
     """
     if user == "datanode" and settings.wamp_user:
         return Credentials(settings.wamp_user, settings.wamp_secret)
-    secrets = state.load_secrets(settings.home)
+    secrets = secretstore.load_secrets(settings.home)
     if user not in secrets:
-        raise state.StateError(f"no secret for user {user!r} in {state.secrets_path(settings.home)}")
+        raise secretstore.StateError(f"no secret for user {user!r} in {secretstore.secrets_path(settings.home)}")
     return Credentials(user, secrets[user])
 
 
 def tls_options(settings: Settings):
     """Client TLS options that trust only the router's own certificate."""
-    path = state.cert_path(settings.home)
+    path = tls.cert_path(settings.home)
     try:
         pem = path.read_bytes()
     except OSError as exc:
-        raise state.StateError(f"cannot read the router certificate {path}: {exc}") from None
+        raise secretstore.StateError(f"cannot read the router certificate {path}: {exc}") from None
     return optionsForClientTLS(settings.crossbar_host, trustRoot=Certificate.loadPEM(pem))
 
 

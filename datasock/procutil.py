@@ -1,13 +1,16 @@
-"""Small helpers for child processes and ports."""
+"""Small helpers for child processes and ports: the one process handle (:class:`ChildProcess`),
+checks of the ports a command will listen on."""
 from __future__ import annotations
 
 import ctypes
 import dataclasses
 import errno
+import os
 import signal
 import socket
+import subprocess
 import time
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 _PR_SET_PDEATHSIG = 1
 
@@ -18,6 +21,70 @@ def child_preexec() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     except OSError:
         pass  # not Linux: the supervisor still stops its children on exit
+
+
+class ChildProcess:
+    """A child process, stopped by its PID (never by name): SIGTERM, then SIGKILL.
+
+    The one process handle of datasock: ``datasock up``'s supervisor, ``datasock
+    router`` (crossbar) and the test stacks all start and stop children with it.
+    """
+
+    def __init__(self, popen: subprocess.Popen):
+        self.popen = popen
+
+    @classmethod
+    def start(cls, argv: Sequence[str], *, die_with_parent: bool = True, **popen_kwargs) -> "ChildProcess":
+        """Start ``argv`` (``popen_kwargs``: cwd, env, stdin, stdout, stderr). A child that
+        ``die_with_parent`` gets SIGTERM when this process dies (Linux; see :func:`child_preexec`)."""
+        preexec = child_preexec if die_with_parent else None
+        return cls(subprocess.Popen(list(argv), preexec_fn=preexec, **popen_kwargs))
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode
+
+    @property
+    def stdout(self):
+        return self.popen.stdout
+
+    def poll(self) -> int | None:
+        return self.popen.poll()
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.popen.wait(timeout)
+
+    def send(self, sig: int) -> None:
+        """Send ``sig`` unless the child has exited (and been reaped) already."""
+        if self.alive():
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def terminate(self) -> None:
+        self.send(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send(signal.SIGKILL)
+
+    def stop(self, timeout: float, sig: int = signal.SIGTERM) -> int | None:
+        """Send ``sig``, wait up to ``timeout`` s, then SIGKILL and wait; the exit code."""
+        if self.alive():
+            self.send(sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                self.popen.wait()
+        return self.popen.returncode
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -124,21 +191,3 @@ def router_listens(settings) -> list[Listen]:
                    "the router's TLS WebSocket"),
             Listen(settings.ocs_listen, settings.ocs_port, "CROSSBAR_OCS_PORT",
                    "the router's OCS port")]
-
-
-def stack_listens(settings) -> list[Listen]:
-    """The ports ``datasock up`` listens on: the router's, the HTTP bridge's, and the MQTT
-    broker's when ``up`` would start its embedded one (see ``cli.stack_children``)."""
-    from .http_bridge import config as http_config
-    from .mqtt import broker as mqtt_broker, config as mqtt_config
-
-    http = http_config.load(settings.home)
-    listens = router_listens(settings) + [
-        Listen(http.listen, http.port, "DATASOCK_HTTP_PORT", "the HTTP bridge")]
-    mqtt = mqtt_config.load()
-    start, _ = mqtt_broker.embedded_broker_plan(port_open(mqtt.url.host, mqtt.url.port), mqtt,
-                                                mqtt_broker.mosquitto_binary())
-    if start:
-        listens.append(Listen(mqtt.url.host, mqtt.url.port, "DATASOCK_MQTT_URL",
-                              "the embedded MQTT broker"))
-    return listens

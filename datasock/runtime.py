@@ -1,13 +1,23 @@
-"""Running a Twisted program: logging, signals, clean shutdown, exit codes."""
+"""Running a datasock process: settings, logging, signals, clean shutdown, exit status.
+
+Every entry point (each ``datasock`` subcommand, each component's ``main()``, a
+node author's :func:`datasock.datanodes.run`) goes through :func:`run_program`:
+it loads the core settings and the component's own, starts logging, runs the
+program, and turns a :class:`~datasock.errors.DatasockError` into one line on
+standard error and the exit status of the rule in docs/cli.rst
+(:func:`datasock.errors.exit_status`: 2 for a bad argument or setting, 1 for any
+other failure), never a traceback.
+"""
 from __future__ import annotations
 
 import inspect
 import sys
+from typing import Any, Callable
 
 import txaio
 from twisted.internet import defer, task
 
-from .errors import DatasockError
+from .errors import EXIT_OK, DatasockError, exit_status
 
 _LEVELS = ("critical", "error", "warn", "info", "debug", "trace")
 
@@ -17,6 +27,7 @@ def start_logging(level: str) -> None:
     level = {"warning": "warn"}.get(level.lower(), level.lower())
     if level not in _LEVELS:
         raise DatasockError(f"DATASOCK_LOG_LEVEL must be one of {list(_LEVELS)}, got {level!r}")
+    txaio.use_twisted()   # before any autobahn import when the program imports it lazily
     txaio.start_logging(level=level, out=sys.stderr)
     if _LEVELS.index(level) < _LEVELS.index("info"):
         # autobahn's Component logs every (re)connection attempt as a warning; that is
@@ -25,11 +36,41 @@ def start_logging(level: str) -> None:
         Component.log.set_log_level("error")
 
 
-def react(main, *args) -> None:
+def fail(prog: str, exc: DatasockError) -> int:
+    """Say why ``prog`` stops (one line on stderr, no traceback); its exit status."""
+    print(f"{prog}: {exc}", file=sys.stderr, flush=True)
+    return exit_status(exc)
+
+
+def run_program(prog: str, program: Callable[..., Any], *loaders: Callable[[Any], Any],
+                logging: bool = True, settings=None) -> int:
+    """Load the settings, run ``program(settings, *loaded)``, map errors to the exit status.
+
+    ``settings`` are the core settings (:func:`datasock.settings.load`); each of
+    ``loaders`` is called with them and loads a component's own (e.g.
+    ``lambda s: http_config.load(s.home)``). Logging starts at DATASOCK_LOG_LEVEL
+    unless ``logging`` is false. ``program`` returns an exit status (None: 0) or
+    never returns (:func:`react` exits the process). ``settings``: core settings the
+    caller already has (not read again).
+    """
+    from . import settings as settings_mod
+
+    try:
+        settings = settings or settings_mod.load()
+        loaded = [load(settings) for load in loaders]
+        if logging:
+            start_logging(settings.log_level)
+        result = program(settings, *loaded)
+    except DatasockError as exc:
+        return fail(prog, exc)
+    return EXIT_OK if result is None else int(result)
+
+
+def react(main, *args, prog: str = "datasock") -> None:
     """Run ``main(reactor, *args)`` (returning a Deferred or coroutine) and exit with its code.
 
-    A :class:`DatasockError` ends the program with its message and exit code 1,
-    never a traceback.
+    A :class:`DatasockError` ends the program with its message and its exit status
+    (:func:`datasock.errors.exit_status`), never a traceback.
     """
     def wrapped(reactor):
         # maybeDeferred: a DatasockError raised before main's first await is handled too
@@ -38,8 +79,7 @@ def react(main, *args) -> None:
 
         def failed(failure):
             if failure.check(DatasockError):
-                print(f"datasock: {failure.value}", file=sys.stderr)
-                raise SystemExit(1)
+                raise SystemExit(fail(prog, failure.value))
             return failure
         return d.addErrback(failed)
 
@@ -60,6 +100,6 @@ def start_component(reactor, comp) -> defer.Deferred:
     return comp.start(reactor).addBoth(done)
 
 
-def run_component(comp) -> None:
+def run_component(comp, prog: str = "datasock") -> None:
     """Run an autobahn Component until SIGINT/SIGTERM."""
-    react(lambda reactor: start_component(reactor, comp))
+    react(lambda reactor: start_component(reactor, comp), prog=prog)

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import signal
-import subprocess
 import sys
 import time
 from typing import Callable, Mapping, Protocol, Sequence
 
-from .procutil import child_preexec
+from .procutil import ChildProcess
 
 
 @dataclasses.dataclass
@@ -40,7 +39,7 @@ class Child:
     #: called before the next child starts; False means "not ready yet"
     ready: Callable[[], bool] = lambda: True
     backoff: Backoff = dataclasses.field(default_factory=Backoff)
-    proc: subprocess.Popen | None = None
+    proc: ChildProcess | None = None
     started_at: float = 0.0
     restart_at: float | None = None
     restarts: int = 0
@@ -80,8 +79,7 @@ class Supervisor:
     def _spawn(self, child: Child) -> None:
         child.restart_at = child.kill_at = None
         try:
-            child.proc = subprocess.Popen(child.argv, cwd=child.cwd, env=child.env, stdout=child.stdout,
-                                          preexec_fn=child_preexec)
+            child.proc = ChildProcess.start(child.argv, cwd=child.cwd, env=child.env, stdout=child.stdout)
         except OSError as exc:
             # e.g. an extra node's program or directory removed since `up` checked it
             child.proc = None
@@ -159,10 +157,5 @@ class Supervisor:
             proc = child.proc
             if proc is None or proc.poll() is not None:
                 continue
-            proc.terminate()
-            try:
-                proc.wait(self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            proc.stop(self.stop_timeout)
         self.say("stopped")

@@ -6,7 +6,7 @@ contract is written down once.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -21,6 +21,17 @@ NODE_SUBTRACTED = "consumer.data_node_subtracted"
 # datasock additions
 HUB_ONLINE = "hub.online"            # published by the hub each time it (re)joins
 ERROR_INVALID_ARGUMENT = "error.invalid_argument"
+# a data node's procedures, under ``consumer.<name>.`` (see node_procedure)
+GET_FIELDS = "get_fields"
+GET_DATA = "get_data"
+#: the wildcard subscription (``match="wildcard"``) that receives every node's live samples
+SAMPLES_WILDCARD = "consumer..samples"
+
+# the router's own meta API and error URIs (full URIs, not under the base URI)
+META_SESSION_ON_LEAVE = "wamp.session.on_leave"
+META_SESSION_GET = "wamp.session.get"
+ERROR_NO_SUCH_SESSION = "wamp.error.no_such_session"
+ERROR_PROCEDURE_EXISTS = "wamp.error.procedure_already_exists"
 
 _NODE_NAME = re.compile(r"[A-Za-z0-9_\-]+")
 
@@ -33,6 +44,15 @@ def node_procedure(name: str, procedure: str) -> str:
 def samples_topic(name: str) -> str:
     """Suffix of the topic a live node publishes its new samples on."""
     return f"consumer.{name}.samples"
+
+
+def node_of_samples_topic(suffix: str) -> str | None:
+    """The node name in a :func:`samples_topic` suffix (``consumer.<name>.samples``), or None."""
+    head, tail = "consumer.", ".samples"
+    if not (suffix.startswith(head) and suffix.endswith(tail)) or len(suffix) <= len(head) + len(tail):
+        return None
+    name = suffix[len(head):-len(tail)]
+    return name if "." not in name else None
 
 
 # names whose procedures would sit on the hub's own URIs (consumer.get_data_node, ...)
@@ -73,3 +93,18 @@ def to_wire(value: Any) -> Any:
     return value
 
 
+def rows_by_time(reply: Mapping, fields: Sequence[str], timeline_of: Mapping[str, str]) -> list[list]:
+    """A get_data reply as rows of (t, value per field), time-ordered (``datasock get``, ``/api/data``).
+
+    ``timeline_of`` maps each field to its timeline (from get_fields); a field with no
+    timeline there, or whose values do not match its timeline, stays empty.
+    """
+    rows: dict[float, list] = {}
+    for column, f in enumerate(fields):
+        timeline = reply["timeline"].get(timeline_of.get(f))
+        values = reply["data"].get(f) or []
+        if timeline is None or len(values) != len(timeline["t"]):
+            continue
+        for t, v in zip(timeline["t"], values):
+            rows.setdefault(t, [None] * len(fields))[column] = v
+    return [[t, *rows[t]] for t in sorted(rows)]

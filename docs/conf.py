@@ -1,10 +1,9 @@
 """Sphinx configuration of the datasock documentation.
 
 Build with ``.venv/bin/sphinx-build -W -b html docs docs/_build/html`` (``make docs``).
-The settings tables are generated here, at build time, from each component's
-``SETTINGS`` (see :data:`SETTINGS_TABLES`), so they always list the settings the code reads.
+The settings tables are generated here, at build time, from every component's settings
+group (``datasock.settings.GROUPS``), so they always list the settings the code reads.
 """
-import importlib
 import os
 import sys
 from pathlib import Path
@@ -28,24 +27,13 @@ def _write_if_changed(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-#: generated table (docs/_generated/<name>.rst) -> module whose SETTINGS it lists
-SETTINGS_TABLES = {
-    "settings": "datasock.settings",
-    "archive_settings": "datasock.archive",
-    "mqtt_settings": "datasock.mqtt",
-    "http_settings": "datasock.http_bridge",
-    "deploy_settings": "datasock.deploy",
-    "ocs_settings": "datasock.ocs",
-}
-for _name, _module in SETTINGS_TABLES.items():
-    _write_if_changed(DOCS / "_generated" / f"{_name}.rst",
-                      _settings.settings_table_rst(importlib.import_module(_module).SETTINGS))
+# every component's settings table (docs/_generated/<group.table>.rst) and every command
+# and option of the command line, from the code itself
+from datasock import cli as _cli, docgen as _docgen  # noqa: E402
 
-# every command and option of the command line, from the parser itself
-from datasock import cli as _cli  # noqa: E402
-from datasock.deploy import reference as _reference  # noqa: E402
-
-_write_if_changed(DOCS / "_generated" / "cli_options.rst", _reference.cli_reference_rst(_cli.parser()))
+for _group in _settings.all_groups():
+    _write_if_changed(DOCS / "_generated" / f"{_group.table}.rst", _docgen.settings_table_rst(_group))
+_write_if_changed(DOCS / "_generated" / "cli_options.rst", _docgen.cli_reference_rst(_cli.parser()))
 
 project = "datasock"
 author = "the datasock authors"

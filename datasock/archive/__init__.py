@@ -50,7 +50,12 @@ SETTINGS: tuple[Setting, ...] = (
             _seconds),
     Setting("DATASOCK_ARCHIVE_NODE", "node_name", "archive", "Name of the archive data node."),
     Setting("DATASOCK_ARCHIVE_CACHE_MB", "cache_mb", "512",
-            "Memory the archive node may use for decoded files, MiB (0: no cache).", _megabytes),
+            "Memory the archive node may use for decoded files and summaries, MiB (a quarter of it "
+            "for summaries; 0: no cache).", _megabytes),
+    Setting("DATASOCK_ARCHIVE_DB_TIMEOUT", "db_timeout", "10",
+            "Seconds one archive index call may wait for the database (MySQL connect, read and "
+            "write timeouts; SQLite busy timeout). A database that does not answer in time is a "
+            "logged error: the scanner retries with backoff, get_data answers an error.", _seconds),
 )
 
 
@@ -66,6 +71,7 @@ class ArchiveConfig:
     retry_after: float
     node_name: str
     cache_mb: int
+    db_timeout: float = 10.0
 
 
 def load_config(environ: Mapping[str, str] | None = None) -> ArchiveConfig:

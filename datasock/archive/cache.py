@@ -67,3 +67,60 @@ class DecodedCache:
             while self._bytes > self.max_bytes:
                 _, (_, _, evicted) = self._entries.popitem(last=False)
                 self._bytes -= evicted.nbytes
+
+
+class SummaryCache:
+    """Least-recently-used decoded summary columns, up to ``max_bytes``.
+
+    Keyed by (file id, provider id, block, level) and checked against the file's
+    size and mtime; an entry holds the times and the columns decoded so far, or
+    None when the index has no such summary (so that is not asked again).
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._entries: collections.OrderedDict[tuple, tuple] = collections.OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    @staticmethod
+    def _size(value) -> int:
+        if value is None:
+            return 64
+        t, columns = value
+        return 64 + t.nbytes + sum(getattr(v, "nbytes", 8 * len(v)) for v in columns.values())
+
+    def get(self, key: tuple, signature: tuple, names) -> tuple | None | bool:
+        """``(t, {name: values})`` with at least ``names``; None: known to have no summary;
+        False: not cached (or lacking some of ``names``)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] != signature:
+                return False
+            value = entry[1]
+            if value is not None and not set(names) <= set(value[1]):
+                return False
+            self._entries.move_to_end(key)
+            return value
+
+    def put(self, key: tuple, signature: tuple, value) -> None:
+        """Store ``value`` (``(t, columns)`` or None), adding to the columns cached before."""
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= self._size(old[1])
+                if value is not None and old[0] == signature and old[1] is not None \
+                        and len(old[1][0]) == len(value[0]):
+                    value = (value[0], {**old[1][1], **value[1]})
+            size = self._size(value)
+            if size > self.max_bytes:
+                return
+            self._entries[key] = (signature, value)
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, (_, evicted) = self._entries.popitem(last=False)
+                self._bytes -= self._size(evicted)

@@ -4,19 +4,33 @@ Both run the statements of :mod:`.schema`; this module only connects, migrates
 and moves rows. One :class:`Index` is safe to share between threads (calls are
 serialised); after a database error the connection is dropped and the next call
 connects again, so a database restart costs one failed call, not the process.
+
+Every wait is bounded by ``timeout`` (DATASOCK_ARCHIVE_DB_TIMEOUT): MySQL's
+connect, read and write timeouts, SQLite's busy timeout, and the wait for another
+thread's call. A database that stops answering (frozen, not closed) is an
+IndexUnavailable after that long; the calls of the next ``timeout`` seconds then
+fail at once instead of queueing behind it.
 """
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Sequence
 
 from ..errors import DatasockError
 from . import schema
 from .hkfile import HKFile
 from .schema import KnownFile, render
+from .summary import Summary, encode_column
+
+#: seconds a database call may wait, by default
+DEFAULT_TIMEOUT = 10.0
+
+#: bytes of summary rows sent in one statement (MariaDB's max_allowed_packet is 16 MiB by default)
+INSERT_BATCH_BYTES = 4 << 20
 
 
 class IndexUnavailable(DatasockError):
@@ -28,19 +42,29 @@ def _mysql_errors():
     return (mysql.connector.Error,)
 
 
-def sqlite_connector(path: Path) -> Callable:
+def is_timeout(exc: BaseException) -> bool:
+    """Whether a database error means "no answer in time" (rather than "refused" or "gone")."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return "locked" in str(exc) or "busy" in str(exc)
+    name = type(exc).__name__
+    text = str(exc).lower()
+    return "Timeout" in name or "timed out" in text or "timeout" in text
+
+
+def sqlite_connector(path: Path, timeout: float = DEFAULT_TIMEOUT) -> Callable:
     def connect():
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+        conn = sqlite3.connect(str(path), timeout=timeout, check_same_thread=False)
         # switching to WAL can fail at once with "database is locked" (SQLite does not
         # always wait on the busy handler for it) when another process opens the file too
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 break
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
+                    conn.close()
                     raise
                 time.sleep(0.05)
         # the index can always be rebuilt from the files: no fsync per committed file
@@ -49,15 +73,18 @@ def sqlite_connector(path: Path) -> Callable:
     return connect
 
 
-def mysql_connector(host: str, user: str, password: str | None, database: str) -> Callable:
+def mysql_connector(host: str, user: str, password: str | None, database: str,
+                    timeout: float = DEFAULT_TIMEOUT) -> Callable:
     """Connects to ``database`` on ``host[:port]``, creating the database if it is missing."""
     import mysql.connector
     from mysql.connector import errorcode
 
     schema.check_database_name(database)
     hostname, _, port = host.partition(":")
+    seconds = max(1, math.ceil(timeout))   # the connector takes whole seconds
     params = dict(host=hostname, port=int(port or 3306), user=user, password=password or "",
-                  connection_timeout=10, autocommit=False)
+                  connection_timeout=seconds, read_timeout=seconds, write_timeout=seconds,
+                  autocommit=False)
 
     def connect():
         try:
@@ -77,11 +104,17 @@ def mysql_connector(host: str, user: str, password: str | None, database: str) -
 class Index:
     """The file/provider/field index of one archive."""
 
-    def __init__(self, connect: Callable, dialect: str, where: str):
+    def __init__(self, connect: Callable, dialect: str, where: str, timeout: float = DEFAULT_TIMEOUT,
+                 clock: Callable[[], float] = time.monotonic):
         self._connect = connect
         self.dialect = dialect
         #: where the index lives, for messages (never includes a password)
         self.where = where
+        #: seconds any one call may wait for the database (or for another thread's call)
+        self.timeout = timeout
+        self._clock = clock
+        #: after a timeout, calls fail at once until then (clock time)
+        self._resting_until = -math.inf
         self._conn = None
         self._lock = threading.RLock()
         self._errors = (sqlite3.Error,) if dialect == "sqlite" else _mysql_errors()
@@ -91,15 +124,24 @@ class Index:
         """The index an :class:`~datasock.archive.ArchiveConfig` names."""
         from . import index_location
 
+        timeout = getattr(config, "db_timeout", DEFAULT_TIMEOUT)
         if config.sql_host:
             return cls(mysql_connector(config.sql_host, config.sql_user, config.sql_passwd,
-                                       config.sql_db), "mysql", index_location(config))
-        return cls(sqlite_connector(config.sqlite_path), "sqlite", index_location(config))
+                                       config.sql_db, timeout), "mysql", index_location(config), timeout)
+        return cls(sqlite_connector(config.sqlite_path, timeout), "sqlite", index_location(config), timeout)
 
     # -- plumbing --------------------------------------------------------------------
     def _run(self, work: Callable):
         """``work(cursor)`` in one transaction; a database error becomes IndexUnavailable."""
-        with self._lock:
+        resting = self._resting_until - self._clock()
+        if resting > 0:
+            raise IndexUnavailable(f"archive index {self.where}: no answer within {self.timeout:g} s; "
+                                   f"trying again in {resting:.1f} s")
+        if not self._lock.acquire(timeout=self.timeout):
+            raise IndexUnavailable(f"archive index {self.where}: busy (another call has waited "
+                                   f"{self.timeout:g} s for the database)")
+        began = time.monotonic()
+        try:
             try:
                 if self._conn is None:
                     self._conn = self._connect()
@@ -112,12 +154,24 @@ class Index:
                 try:
                     result = work(cursor)
                 finally:
-                    cursor.close()
+                    try:
+                        cursor.close()
+                    except self._errors:
+                        pass   # after a timeout the connection is unusable: report the timeout
                 self._conn.commit()
+                self._resting_until = -math.inf
                 return result
             except self._errors as exc:
                 self.close()
+                # the connector also reports a frozen server as "Connection not available"
+                # (its liveness ping timed out): a call that waited the timeout out is one
+                if is_timeout(exc) or time.monotonic() - began >= 0.9 * self.timeout:
+                    self._resting_until = self._clock() + self.timeout
+                    raise IndexUnavailable(f"archive index {self.where}: no answer within "
+                                           f"{self.timeout:g} s ({exc})") from None
                 raise IndexUnavailable(f"archive index {self.where}: {exc}") from None
+        finally:
+            self._lock.release()
 
     def _sql(self, text: str) -> str:
         return render(text, self.dialect)
@@ -170,13 +224,18 @@ class Index:
         def work(cursor):
             cursor.execute(self._sql(schema.ALL_FILES))
             return {row[1]: KnownFile(int(row[0]), row[1], int(row[2]), float(row[3]), row[4],
-                                      float(row[5]))
+                                      float(row[5]), row[6], int(row[7]))
                     for row in cursor.fetchall()}
         return self._run(work)
 
     def store(self, path: str, size: int, mtime: float, contents: HKFile, state: str,
-              now: float | None = None) -> None:
-        """Replace what the index holds about ``path`` with ``contents``."""
+              now: float | None = None, content_hash: str | None = None,
+              summaries: dict[tuple[str, str], list[Summary]] | None = None) -> None:
+        """Replace what the index holds about ``path`` with ``contents``.
+
+        ``summaries``: ``{(provider, block): [Summary]}`` with columns keyed by the
+        fields' short names (:func:`.summary.block_summaries`).
+        """
         now = time.time() if now is None else now
         span = contents.time_range
         t_start, t_end = span if span else (None, None)
@@ -186,7 +245,8 @@ class Index:
             sql = self._sql
             cursor.execute(sql(schema.FILE_ID), (path,))
             row = cursor.fetchone()
-            file_row = (size, mtime, state, error, now, contents.frames, t_start, t_end)
+            file_row = (size, mtime, state, error, now, contents.frames, t_start, t_end, content_hash,
+                        schema.SUMMARY_VERSION)
             if row is None:
                 cursor.execute(sql(schema.INSERT_FILE), (path, *file_row))
                 cursor.execute(sql(schema.FILE_ID), (path,))
@@ -195,17 +255,35 @@ class Index:
                 file_id = int(row[0])
                 cursor.execute(sql(schema.UPDATE_FILE), (*file_row, file_id))
                 cursor.execute(sql(schema.DELETE_FILE_FIELDS), (file_id,))
+                cursor.execute(sql(schema.DELETE_FILE_SUMMARIES), (file_id,))
             rows = []
+            spans = {}
             for block in contents.blocks:
                 if not len(block.t):
                     continue
                 provider_id = self._provider_id(cursor, block.provider)
+                span = spans[(block.provider, block.name)] = (provider_id, float(block.t.min()),
+                                                              float(block.t.max()))
                 for name, kind in block.types.items():
-                    rows.append((file_id, provider_id, block.name, name, float(block.t.min()),
-                                 float(block.t.max()), len(block.t), kind))
+                    rows.append((file_id, provider_id, block.name, name, span[1], span[2], len(block.t), kind))
             if rows:
                 cursor.executemany(sql(schema.INSERT_FIELD), rows)
+            for batch in _batches(self._summary_rows(file_id, spans, summaries or {})):
+                cursor.executemany(sql(schema.INSERT_SUMMARY), batch)
         self._run(work)
+
+    @staticmethod
+    def _summary_rows(file_id: int, spans: dict, summaries: dict) -> Iterable[tuple]:
+        for (provider, block), levels in summaries.items():
+            if (provider, block) not in spans:
+                continue
+            provider_id, t_start, t_end = spans[(provider, block)]
+            for s in levels:
+                head = (file_id, provider_id, block, int(s.level))
+                yield (*head, "", t_start, t_end, encode_column(s.t))
+                for name, values in s.columns.items():
+                    if name:
+                        yield (*head, name, t_start, t_end, encode_column(values))
 
     def _provider_id(self, cursor, description: str) -> int:
         cursor.execute(self._sql(schema.PROVIDER_ID), (description,))
@@ -219,6 +297,7 @@ class Index:
     def forget(self, known: KnownFile) -> None:
         def work(cursor):
             cursor.execute(self._sql(schema.DELETE_FILE_FIELDS), (known.id,))
+            cursor.execute(self._sql(schema.DELETE_FILE_SUMMARIES), (known.id,))
             cursor.execute(self._sql(schema.DELETE_FILE), (known.id,))
         self._run(work)
 
@@ -226,15 +305,50 @@ class Index:
         """Forget every file: the next pass reads them all again."""
         def work(cursor):
             cursor.execute(self._sql(schema.DELETE_ALL_FIELDS))
+            cursor.execute(self._sql(schema.DELETE_ALL_SUMMARIES))
             cursor.execute(self._sql(schema.DELETE_ALL_FILES))
         self._run(work)
 
     # -- the node's side -------------------------------------------------------------
-    def files_in_range(self, start: float, end: float) -> list[tuple[str, int, float, str]]:
-        """``[(path, size, mtime, state)]`` of the files with samples in [start, end)."""
+    def files_in_range(self, start: float, end: float) -> list[tuple]:
+        """``[(path, size, mtime, state, id, content hash, t_start, t_end)]`` of the files with
+        samples in [start, end)."""
         def work(cursor):
             cursor.execute(self._sql(schema.FILES_IN_RANGE), (start, end))
-            return [(row[0], int(row[1]), float(row[2]), row[3]) for row in cursor.fetchall()]
+            return [(row[0], int(row[1]), float(row[2]), row[3], int(row[4]), row[5], float(row[6]),
+                     float(row[7])) for row in cursor.fetchall()]
+        return self._run(work)
+
+    def providers(self) -> dict[str, int]:
+        """``{description: id}`` of every provider."""
+        def work(cursor):
+            cursor.execute(self._sql(schema.ALL_PROVIDERS))
+            return {row[1]: int(row[0]) for row in cursor.fetchall()}
+        return self._run(work)
+
+    def field_spans(self, provider_id: int, names: Sequence[str], start: float, end: float) -> list[tuple]:
+        """``[(file id, block, name, t_start, t_end)]``: the files holding ``names`` of one
+        provider with samples in [start, end)."""
+        def work(cursor):
+            out = []
+            for chunk in _chunks(names):
+                cursor.execute(self._sql(schema.field_spans_query(len(chunk))),
+                               (provider_id, *chunk, start, end))
+                out += [(int(r[0]), r[1], r[2], float(r[3]), float(r[4])) for r in cursor.fetchall()]
+            return out
+        return self._run(work)
+
+    def summaries(self, provider_id: int, level: int, names: Sequence[str], start: float, end: float
+                  ) -> list[tuple]:
+        """``[(file id, block, name, data)]``: stored summary columns (name ``''``: the times)
+        of one provider at ``level`` for the files with samples in [start, end)."""
+        def work(cursor):
+            out = []
+            for chunk in _chunks(["", *names]):
+                cursor.execute(self._sql(schema.summaries_query(len(chunk))),
+                               (provider_id, int(level), *chunk, start, end))
+                out += [(int(r[0]), r[1], r[2], bytes(r[3])) for r in cursor.fetchall()]
+            return out
         return self._run(work)
 
     def fields_in_range(self, start: float, end: float) -> list[tuple]:
@@ -244,3 +358,21 @@ class Index:
             return [(row[0], row[1], row[2], row[3], float(row[4]), float(row[5]), int(row[6]))
                     for row in cursor.fetchall()]
         return self._run(work)
+
+
+def _chunks(names: Sequence[str]) -> list[list[str]]:
+    names = list(dict.fromkeys(names))
+    return [names[i:i + schema.MAX_IN_LIST] for i in range(0, len(names), schema.MAX_IN_LIST)]
+
+
+def _batches(rows: Iterable[tuple]) -> Iterable[list[tuple]]:
+    """Rows in lists of at most INSERT_BATCH_BYTES of summary data each."""
+    batch, size = [], 0
+    for row in rows:
+        if batch and size + len(row[-1]) > INSERT_BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+        batch.append(row)
+        size += len(row[-1])
+    if batch:
+        yield batch

@@ -18,6 +18,7 @@ import numpy as np
 import so3g
 from spt3g import core
 
+from ..hknames import full_name, timeline_name  # noqa: F401 (part of this module's API)
 from .schema import MAX_NAME
 
 G3_SECOND = core.G3Units.seconds
@@ -28,15 +29,6 @@ core.set_log_level(core.G3LogLevel.LOG_FATAL)
 #: field type (sisock's) by the G3 vector class holding it
 _TYPES = {"G3VectorDouble": "number", "G3VectorInt": "number", "G3VectorBool": "bool",
           "G3VectorString": "string", "G3VectorComplexDouble": None, "G3VectorTime": None}
-
-
-def full_name(provider: str, field: str) -> str:
-    return f"{provider}.{field}"
-
-
-def timeline_name(provider: str, block: str) -> str:
-    """The timeline of one provider's block (its fields are co-sampled)."""
-    return f"{provider}:{block}"
 
 
 @dataclasses.dataclass

@@ -4,12 +4,18 @@ A pass lists the ``.g3`` files, asks :func:`.schema.decide` what to do with each
 (new, grown, changed, retry, unchanged) and reads only those that need it. A file
 that cannot be read to its end keeps the frames read before the problem and is
 read again when it changes or after DATASOCK_ARCHIVE_RETRY seconds; it never
-stops the scanner.
+stops the scanner. Each file read is hashed (a copy is then served once) and, when
+read whole, summarised (M4 at :data:`.summary.LEVELS`, kept in the index).
+
+A database that fails or stops answering (DATASOCK_ARCHIVE_DB_TIMEOUT) costs one
+log line per attempt; the scanner tries again after a growing delay
+(:func:`retry_delay`) and says when the index is back.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import os
 import signal
 import sys
@@ -19,7 +25,7 @@ from typing import Sequence
 import txaio
 
 from ..errors import DatasockError
-from . import hkfile, schema
+from . import hkfile, schema, summary
 from .db import Index, IndexUnavailable
 
 txaio.use_twisted()
@@ -81,7 +87,8 @@ def scan_once(index: Index, directory, retry_after: float = 600.0, progress: boo
                      path=path, n=schema.MAX_PATH)
             report.skipped += 1
             continue
-        contents = hkfile.read(path, values=False)
+        digest = content_hash(path)
+        contents = hkfile.read(path)
         state = schema.state_after_read(contents.frames, contents.error)
         if state != schema.OK:
             report.partial += state == schema.PARTIAL
@@ -92,12 +99,53 @@ def scan_once(index: Index, directory, retry_after: float = 600.0, progress: boo
                 path=path, frames=contents.frames, error=contents.error,
                 what="still being written" if growing else "unreadable",
                 kept="indexed the frames before that" if contents.frames else "recorded as corrupt")
-        index.store(path, size, mtime, contents, state, now=clock())
+        index.store(path, size, mtime, contents, state, now=clock(), content_hash=digest,
+                    summaries=summaries_of(contents) if state == schema.OK else None)
         report.read += 1
         report.bytes_read += size
         bar.update(1)
     bar.close()
     return report
+
+
+def content_hash(path: str) -> str | None:
+    """Hex SHA-256 of the file's bytes (None if it cannot be read)."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+def summaries_of(contents: hkfile.HKFile) -> dict[tuple[str, str], list[summary.Summary]]:
+    """The M4 summaries of every block of a file read whole, columns keyed by short field name."""
+    out = {}
+    for block in contents.blocks:
+        if not len(block.t):
+            continue
+        columns = {}
+        for name in block.types:
+            values = block.data.get(hkfile.full_name(block.provider, name))
+            if values is not None and name:
+                columns[name] = values
+        kept = summary.block_summaries(block.t, columns)
+        if kept:
+            out[(block.provider, block.name)] = kept
+    return out
+
+
+def retry_delay(failures: int, interval: float) -> float:
+    """Seconds before the next attempt after ``failures`` failed passes in a row.
+
+    Doubles from ``min(interval, 5)``, up to ``max(interval, 300)``: a short outage
+    is retried quickly, a long one costs a log line every few minutes.
+    """
+    base = min(interval, 5.0)
+    cap = max(interval, 300.0)
+    return min(cap, base * 2.0 ** max(0, min(failures - 1, 30)))
 
 
 def _progress(total: int, wanted: bool):
@@ -118,31 +166,37 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``datasock scan [--once] [--write-sample]``."""
-    from .. import runtime, settings as settings_mod
+    from .. import runtime
     from . import load_config
 
     args = parser().parse_args(argv)
-    try:
-        settings = settings_mod.load()
-        config = load_config()
-        index = Index.from_config(config)
-        runtime.start_logging(settings.log_level)
-    except DatasockError as exc:
-        print(f"datasock: {exc}", file=sys.stderr)
-        return 2
+    return runtime.run_program("datasock scan", lambda settings, config: _scan(args, config),
+                               lambda s: load_config())
+
+
+def _scan(args, config) -> int:
+    from ..errors import EXIT_USAGE
+
+    index = Index.from_config(config)
     if args.write_sample:
-        from .sample import write_sample_archive_once
+        from .demo import write_sample_archive_once
         write_sample_archive_once(config.data_directory)
     if not config.data_directory.is_dir():
-        print(f"datasock: DATA_DIRECTORY {config.data_directory} is not a directory", file=sys.stderr)
-        return 2
+        print(f"datasock scan: DATA_DIRECTORY {config.data_directory} is not a directory", file=sys.stderr)
+        return EXIT_USAGE
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     first = True
+    failures = 0
     try:
         while True:
             started = time.monotonic()
+            wait = config.scan_interval
             try:
                 report = scan_once(index, config.data_directory, config.retry_after, progress=first)
+                if failures:
+                    log.info("archive index {where} answers again after {n} failed attempt(s)",
+                             where=index.where, n=failures)
+                    failures = 0
                 if first or report.read or report.forgotten:
                     log.info("scan of {dir}: {r}", dir=str(config.data_directory), r=report)
                 first = False
@@ -150,13 +204,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if args.once:
                     print(f"datasock: {exc}", file=sys.stderr)
                     return 1
-                log.error("{exc}; trying again in {s:.0f} s", exc=str(exc), s=config.scan_interval)
+                failures += 1
+                wait = retry_delay(failures, config.scan_interval)
+                log.error("{exc}; trying again in {s:.0f} s (attempt {n} failed)", exc=str(exc), s=wait,
+                          n=failures)
             except DatasockError as exc:  # e.g. an index made by a newer datasock: retrying cannot help
                 print(f"datasock: {exc}", file=sys.stderr)
                 return 1
             if args.once:
                 return 0
-            time.sleep(max(0.0, config.scan_interval - (time.monotonic() - started)))
+            # a pass sleeps what is left of SCAN_INTERVAL; a failed attempt, the whole delay
+            time.sleep(wait if failures else max(0.0, wait - (time.monotonic() - started)))
     except KeyboardInterrupt:
         return 0
     finally:

@@ -12,11 +12,12 @@ import dataclasses
 import re
 
 from ..errors import InvalidArgument
+from .summary import SUMMARY_VERSION
 
 #: how each dialect spells an auto-numbered primary key
 DIALECTS = {
-    "sqlite": {"pk": "INTEGER PRIMARY KEY AUTOINCREMENT", "param": "?"},
-    "mysql": {"pk": "INTEGER PRIMARY KEY AUTO_INCREMENT", "param": "%s"},
+    "sqlite": {"pk": "INTEGER PRIMARY KEY AUTOINCREMENT", "param": "?", "blob": "BLOB"},
+    "mysql": {"pk": "INTEGER PRIMARY KEY AUTO_INCREMENT", "param": "%s", "blob": "MEDIUMBLOB"},
 }
 
 # Scanner and node may start together and both find the schema missing: migrations
@@ -61,6 +62,24 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (file_id, provider_id, block, name))""",
         "CREATE INDEX ds_fields_range ON ds_fields (t_end, t_start)",
     ),
+    (
+        # 2: content hashes (a copied file is served once), per-file M4 summaries
+        # (archive/summary.py), and field lookups by name for the summaries' plan
+        "ALTER TABLE ds_files ADD COLUMN content_hash VARCHAR(64)",
+        "ALTER TABLE ds_files ADD COLUMN summary_version INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX ds_fields_lookup ON ds_fields (provider_id, name, t_end)",
+        f"""CREATE TABLE ds_summaries (
+            file_id INTEGER NOT NULL,
+            provider_id INTEGER NOT NULL,
+            block VARCHAR({MAX_NAME}) NOT NULL,
+            level INTEGER NOT NULL,
+            name VARCHAR({MAX_NAME}) NOT NULL,
+            t_start DOUBLE NOT NULL,
+            t_end DOUBLE NOT NULL,
+            data {{blob}} NOT NULL,
+            PRIMARY KEY (file_id, provider_id, block, level, name))""",
+        "CREATE INDEX ds_summaries_lookup ON ds_summaries (provider_id, level, name, t_end)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -72,24 +91,48 @@ GET_VERSION = "SELECT value FROM ds_meta WHERE name = 'schema_version'"
 INSERT_VERSION = "INSERT INTO ds_meta (name, value) VALUES ('schema_version', ?)"
 UPDATE_VERSION = "UPDATE ds_meta SET value = ? WHERE name = 'schema_version'"
 
-ALL_FILES = "SELECT id, path, size, mtime, state, scanned_at FROM ds_files"
+ALL_FILES = "SELECT id, path, size, mtime, state, scanned_at, content_hash, summary_version FROM ds_files"
 FILE_ID = "SELECT id FROM ds_files WHERE path = ?"
-INSERT_FILE = ("INSERT INTO ds_files (path, size, mtime, state, error, scanned_at, frames, t_start, t_end)"
-               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+INSERT_FILE = ("INSERT INTO ds_files (path, size, mtime, state, error, scanned_at, frames, t_start, t_end,"
+               " content_hash, summary_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 UPDATE_FILE = ("UPDATE ds_files SET size = ?, mtime = ?, state = ?, error = ?, scanned_at = ?,"
-               " frames = ?, t_start = ?, t_end = ? WHERE id = ?")
+               " frames = ?, t_start = ?, t_end = ?, content_hash = ?, summary_version = ? WHERE id = ?")
 DELETE_FILE_FIELDS = "DELETE FROM ds_fields WHERE file_id = ?"
+DELETE_FILE_SUMMARIES = "DELETE FROM ds_summaries WHERE file_id = ?"
 DELETE_FILE = "DELETE FROM ds_files WHERE id = ?"
 DELETE_ALL_FIELDS = "DELETE FROM ds_fields"
+DELETE_ALL_SUMMARIES = "DELETE FROM ds_summaries"
 DELETE_ALL_FILES = "DELETE FROM ds_files"
 PROVIDER_ID = "SELECT id FROM ds_providers WHERE description = ?"
 INSERT_PROVIDER = "INSERT INTO ds_providers (description) VALUES (?)"
 INSERT_FIELD = ("INSERT INTO ds_fields (file_id, provider_id, block, name, t_start, t_end, count, type)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+INSERT_SUMMARY = ("INSERT INTO ds_summaries (file_id, provider_id, block, level, name, t_start, t_end, data)"
+                  " VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+ALL_PROVIDERS = "SELECT id, description FROM ds_providers"
 
 #: files with samples in [start, end), oldest first
-FILES_IN_RANGE = ("SELECT path, size, mtime, state FROM ds_files"
+FILES_IN_RANGE = ("SELECT path, size, mtime, state, id, content_hash, t_start, t_end FROM ds_files"
                   " WHERE t_end >= ? AND t_start < ? ORDER BY t_start, path")
+
+#: the most names in one ``IN (...)`` list
+MAX_IN_LIST = 200
+
+
+def field_spans_query(names: int) -> str:
+    """Which files hold which of ``names`` fields of one provider in [start, end), and when.
+
+    Parameters: provider id, the names, start, end.
+    """
+    return ("SELECT file_id, block, name, t_start, t_end FROM ds_fields WHERE provider_id = ?"
+            f" AND name IN ({', '.join('?' * names)}) AND t_end >= ? AND t_start < ?")
+
+
+def summaries_query(names: int) -> str:
+    """The stored summary columns ``names`` (``''``: the times) of one provider at one level
+    for files with samples in [start, end). Parameters: provider id, level, the names, start, end."""
+    return ("SELECT file_id, block, name, data FROM ds_summaries WHERE provider_id = ? AND level = ?"
+            f" AND name IN ({', '.join('?' * names)}) AND t_end >= ? AND t_start < ?")
 
 #: fields with samples in [start, end): one row per (provider, block, field, type)
 FIELDS_IN_RANGE = (
@@ -100,9 +143,10 @@ FIELDS_IN_RANGE = (
 
 
 def render(sql: str, dialect: str) -> str:
-    """``sql`` (written with ``?`` placeholders and ``{pk}``) in ``dialect``'s spelling."""
+    """``sql`` (written with ``?`` placeholders, ``{pk}`` and ``{blob}``) in ``dialect``'s spelling."""
     spelling = DIALECTS[dialect]
-    return sql.replace("{pk}", spelling["pk"]).replace("?", spelling["param"])
+    return (sql.replace("{pk}", spelling["pk"]).replace("{blob}", spelling["blob"])
+            .replace("?", spelling["param"]))
 
 
 def pending_migrations(current: int) -> list[tuple[int, tuple[str, ...]]]:
@@ -137,9 +181,15 @@ class KnownFile:
     mtime: float
     state: str
     scanned_at: float
+    #: hex SHA-256 of the file's bytes when it was read (None: indexed before hashes)
+    content_hash: str | None = None
+    #: the summary version it was indexed with (older: read again to summarize it)
+    summary_version: int = SUMMARY_VERSION
 
 
 NEW, GROWN, CHANGED, RETRY, UNCHANGED = "new", "grown", "changed", "retry", "unchanged"
+#: indexed by an older datasock: read again for its hash and summaries
+REINDEX = "reindex"
 
 
 def decide(known: KnownFile | None, size: int, mtime: float, now: float, retry_after: float) -> str:
@@ -147,7 +197,8 @@ def decide(known: KnownFile | None, size: int, mtime: float, now: float, retry_a
 
     Anything but UNCHANGED means (re)reading the file. A file that failed to read
     (truncated or corrupt) is read again when it changes, or ``retry_after`` seconds
-    after the last attempt.
+    after the last attempt; one indexed by an older datasock (no content hash, older
+    summaries) is read again once.
     """
     if known is None:
         return NEW
@@ -155,6 +206,8 @@ def decide(known: KnownFile | None, size: int, mtime: float, now: float, retry_a
         return GROWN if size > known.size else CHANGED
     if known.state != OK and now - known.scanned_at >= retry_after:
         return RETRY
+    if known.summary_version < SUMMARY_VERSION:
+        return REINDEX
     return UNCHANGED
 
 

@@ -24,16 +24,24 @@ __all__ = ["AsyncDataNodeServer", "DataNodeServer", "Field", "LiveDataNode",
 
 
 def run(node: DataNodeServer, settings: Settings | None = None) -> None:
-    """Serve ``node`` until SIGINT/SIGTERM; reconnects whenever the router goes away."""
-    from .. import runtime, settings as settings_mod
+    """Serve ``node`` until SIGINT/SIGTERM; reconnects whenever the router goes away.
 
-    settings = settings or settings_mod.load()
-    runtime.start_logging(settings.log_level)
+    Never returns: the process exits with 0 when stopped, 2 when another session
+    already serves the node's name or a setting is wrong, 1 on any other failure
+    (see :func:`datasock.runtime.run_program`).
+    """
+    from .. import runtime
+    from ..errors import EXIT_USAGE
 
-    async def main(reactor):
-        runner = NodeRunner(node, settings)
-        await runner.start()
-        if runner.stopped_by_duplicate:
-            raise SystemExit(2)
+    prog = f"datasock node {getattr(node, 'name', '')}".rstrip()
 
-    runtime.react(main)
+    def program(settings: Settings) -> None:
+        async def main(reactor):
+            runner = NodeRunner(node, settings)
+            await runner.start()
+            if runner.stopped_by_duplicate:
+                raise SystemExit(EXIT_USAGE)
+
+        runtime.react(main, prog=prog)
+
+    raise SystemExit(runtime.run_program(prog, program, settings=settings))

@@ -16,14 +16,15 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import txaio
 from autobahn.wamp.exception import ApplicationError
-from twisted.internet import defer, reactor, task, threads
+from twisted.internet import defer, task, threads
 
 from .. import timeutil, wire
-from ..client import INFO_PROCEDURE, call, component, credentials
+from ..client import INFO_PROCEDURE, component, credentials, with_timeout
 from ..errors import InvalidArgument
 from ..ringbuffer import RingBuffer
 from ..runtime import start_component
 from ..settings import Settings
+from . import announce
 from .reply import Field, Samples, data_reply, fields_reply
 
 log = txaio.make_logger()
@@ -105,7 +106,6 @@ class LiveDataNode(DataNodeServer):
         self._fields = list(self.live_fields())
         self._buffers: dict[str, RingBuffer] = {}
         self._loops = []
-        self._sample_errors = 0
         by_timeline: dict[str, list[Field]] = {}
         for f in self._fields:
             if f.interval is None or not f.interval > 0:
@@ -127,7 +127,6 @@ class LiveDataNode(DataNodeServer):
             values = yield threads.deferToThread(self.sample, timeline, now)
             self._buffers[timeline].append(now, values)
         except Exception as exc:  # a flaky sensor must not stop the node
-            self._sample_errors += 1
             log.warn("{node}: sampling {timeline} failed: {exc}", node=self.name, timeline=timeline,
                      exc=repr(exc))
             return
@@ -139,16 +138,23 @@ def _invalid(settings: Settings, message: str) -> ApplicationError:
 
 
 class NodeRunner:
-    """Connects one DataNodeServer to the router and keeps it there."""
+    """Connects one DataNodeServer to the router and keeps it there.
 
-    def __init__(self, node: DataNodeServer, settings: Settings, clock=time.time):
+    A thin shell: WAMP callbacks become events of :class:`~datasock.datanodes.announce.Announcer`,
+    whose commands it carries out with ``reactor`` (any IReactorTime; ``task.Clock`` in tests).
+    """
+
+    def __init__(self, node: DataNodeServer, settings: Settings, clock=time.time, reactor=None):
         wire.check_node_name(node.name)
+        if reactor is None:
+            from twisted.internet import reactor
         self.node = node
         self.settings = settings
         self.clock = clock
+        self.reactor = reactor
         self.session = None
-        self.stopped_by_duplicate = False
-        self._announce_call = None
+        self.announcer = announce.Announcer(node.name)
+        self._retry = None
 
     def uri(self, suffix: str) -> str:
         return self.settings.uri(suffix)
@@ -174,7 +180,9 @@ class NodeRunner:
                 raise InvalidArgument(f"per_field must be true or false, got {per_field!r}")
         except InvalidArgument as exc:
             raise _invalid(self.settings, str(exc))
-        timelines = yield self.node._call(self.node.get_data, fields, start, end)
+        # a node with ``accepts_min_stride = True`` also gets the stride (docs/datanode.rst)
+        timelines = yield self.node._call(self.node.get_data, fields, start, end,
+                                          *((stride,) if getattr(self.node, "accepts_min_stride", False) else ()))
         # trimming, M4 and list conversion are CPU work: keep them off the reactor
         reply = yield threads.deferToThread(data_reply, timelines or {}, fields, start, end, stride,
                                             self.settings.max_message_size // 2, per_field)
@@ -193,57 +201,69 @@ class NodeRunner:
         self.session.publish(self.uri(wire.samples_topic(self.node.name)),
                              wire.to_wire({"timeline": timeline, "t": t, "data": values}))
 
-    # -- session life -------------------------------------------------------------------
+    # -- session life: WAMP callbacks in, announce.Announcer commands out ---------------------
     @defer.inlineCallbacks
     def on_join(self, session, details):
         name = self.node.name
+        if self.announcer.stopped:
+            return      # another copy serves this name: stay away
+        self._run(session, self.announcer.joined())
         try:
-            yield session.register(self.get_fields, self.uri(wire.node_procedure(name, "get_fields")))
-            yield session.register(self.get_data, self.uri(wire.node_procedure(name, "get_data")))
+            yield session.register(self.get_fields, self.uri(wire.node_procedure(name, wire.GET_FIELDS)))
+            yield session.register(self.get_data, self.uri(wire.node_procedure(name, wire.GET_DATA)))
             # datasock only (a sisock client never calls it): tells the HTTP bridge and
             # `datasock get` that this node does its own M4 and has no 1 MiB message cap
             yield session.register(self.get_info, self.uri(wire.node_procedure(name, INFO_PROCEDURE)))
         except ApplicationError as exc:
-            if exc.error == "wamp.error.procedure_already_exists":
-                yield self._duplicate(session, "its procedures are registered by another session")
+            if exc.error == wire.ERROR_PROCEDURE_EXISTS:
+                yield self._run(session, self.announcer.duplicate(
+                    "its procedures are registered by another session"))
                 return
             raise
         self.session = session
-        yield session.subscribe(lambda *a, **kw: self._announce(session), self.uri(wire.HUB_ONLINE))
-        yield self._announce(session)
+        yield session.subscribe(lambda *a, **kw: self._run(session, self.announcer.hub_online()),
+                                self.uri(wire.HUB_ONLINE))
+        yield self._run(session, self.announcer.registered())
 
     def on_leave(self, session, details):
         self.session = None
-        if self._announce_call is not None and self._announce_call.active():
-            self._announce_call.cancel()
+        self._run(session, self.announcer.left())
 
-    @defer.inlineCallbacks
-    def _announce(self, session, delay: float = 0.5):
-        """Tell the hub about this node; retry while the hub is away."""
-        self._announce_call = None
-        if session is not self.session:
-            return
-        try:
-            added = yield call(session, self.settings, wire.NODE_ADD, self.node.name,
-                               self.node.description, session.session_id)
-        except Exception as exc:
-            if session is self.session:
-                log.info("hub not reachable ({exc}); announcing again in {d:.1f} s", exc=exc, d=delay)
-                self._announce_call = reactor.callLater(delay, self._announce, session,
-                                                        min(delay * 2, 10.0))
-            return
-        if not added:
-            yield self._duplicate(session, "the hub lists that name for another session")
-            return
-        log.info("data node {name!r} announced to the hub", name=self.node.name)
+    @property
+    def stopped_by_duplicate(self) -> bool:
+        return self.announcer.stopped
 
-    @defer.inlineCallbacks
-    def _duplicate(self, session, why: str):
-        log.error("cannot serve data node {name!r}: {why}. Is another copy running?",
-                  name=self.node.name, why=why)
-        self.stopped_by_duplicate = True
-        self.session = None
-        yield self.component.stop()
+    def _run(self, session, actions) -> defer.Deferred:
+        """Carry out the announcer's commands; fires when a Stop among them is done."""
+        done = defer.succeed(None)
+        for action in actions:
+            if isinstance(action, announce.Announce):
+                self._announce(session, action.attempt)
+            elif isinstance(action, announce.StartTimer):
+                self._retry = self.reactor.callLater(
+                    action.delay, lambda: self._run(session, self.announcer.timer_fired()))
+            elif isinstance(action, announce.CancelTimer):
+                if self._retry is not None and self._retry.active():
+                    self._retry.cancel()
+                self._retry = None
+            elif isinstance(action, announce.Stop):
+                self.session = None
+                done = defer.maybeDeferred(self.component.stop)
+            elif isinstance(action, announce.Log):
+                getattr(log, action.level)(action.text, **action.fields)
+            else:  # pragma: no cover - a core command this shell does not know
+                raise TypeError(f"unknown announcer command {action!r}")
+        return done
+
+    def _announce(self, session, attempt: int) -> None:
+        d = defer.maybeDeferred(session.call, self.uri(wire.NODE_ADD), self.node.name,
+                                self.node.description, session.session_id)
+        d = with_timeout(d, self.settings.call_timeout, f"call {wire.NODE_ADD}", self.reactor)
+        d.addCallbacks(lambda added: self._run(session, self.announcer.answered(attempt, added)),
+                       lambda failure: self._run(session, self.announcer.failed(
+                           attempt, failure.getErrorMessage())))
+        d.addErrback(lambda failure: log.failure("announcing {name!r} failed", failure=failure,
+                                                 name=self.node.name))
 
     def make_component(self):
         self.component = component(self.settings, credentials(self.settings, "datanode"))
@@ -255,4 +275,4 @@ class NodeRunner:
         """Start the node; fires when it stops for good (leaving cleanly on reactor shutdown)."""
         comp = self.make_component()
         self.node.started(self.publish)
-        return start_component(reactor, comp)
+        return start_component(self.reactor, comp)

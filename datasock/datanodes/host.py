@@ -15,20 +15,27 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import re
 from typing import Any, Iterable, Mapping, Sequence
 
-import psutil
-
 from .. import wire
 from ..errors import InvalidArgument
+from ..settings import Group, Setting, parse_node_name, parse_positive_float
 from .base import LiveDataNode
 from .reply import Field
 
 NAN = math.nan
 DEFAULT_INTERVAL = 1.0
 DEFAULT_DISK_INTERVAL = 10.0
+
+SETTINGS = Group("host", "The node serving this computer's sensors (datasock node host)", (
+    Setting("DATASOCK_HOST_NAME", "name", "host", "Name of the node serving this computer's sensors.",
+            parse_node_name),
+    Setting("DATASOCK_HOST_INTERVAL", "interval", str(DEFAULT_INTERVAL),
+            "Seconds between samples of the ``system`` timeline (load, CPU, memory, network, "
+            "temperatures). The ``disk`` timeline (use of ``/``) is sampled every "
+            f"{DEFAULT_DISK_INTERVAL:g} s whatever this is.", parse_positive_float),
+))
 
 # fields of the "system" timeline besides temperatures: (name, units, description)
 SYSTEM_FIELDS: tuple[tuple[str, str, str], ...] = (
@@ -160,7 +167,9 @@ class HostNode(LiveDataNode):
                                       f"got {value!r}")
         self.interval = float(interval)
         self.disk_interval = float(disk_interval)
-        self.psutil = psutil if psutil_module is None else psutil_module
+        if psutil_module is None:
+            import psutil as psutil_module
+        self.psutil = psutil_module
         self.disks = self._find_disks(disk_paths)
         self.temperature_sensors = find_temperature_sensors(self._read_temperatures())
         self._net_sent = RateMeter()
@@ -170,18 +179,9 @@ class HostNode(LiveDataNode):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "HostNode":
-        """A node configured by DATASOCK_HOST_NAME and DATASOCK_HOST_INTERVAL (seconds)."""
-        environ = os.environ if environ is None else environ
-        # an empty variable means the default, as in datasock.settings
-        name = environ.get("DATASOCK_HOST_NAME") or "host"
-        raw = environ.get("DATASOCK_HOST_INTERVAL") or str(DEFAULT_INTERVAL)
-        try:
-            interval = float(raw)
-        except ValueError:
-            interval = NAN
-        if not 0 < interval < math.inf:
-            raise InvalidArgument(f"DATASOCK_HOST_INTERVAL={raw!r}: not a number of seconds > 0")
-        return cls(name=name, interval=interval)
+        """A node configured by :data:`SETTINGS` (DATASOCK_HOST_*) from ``environ``."""
+        values = SETTINGS.parse(environ)
+        return cls(name=values["name"], interval=values["interval"])
 
     def _find_disks(self, paths: Sequence[str]) -> dict[str, str]:
         """``{tag: path}``; a path that cannot be read now is a configuration error."""

@@ -4,7 +4,7 @@
 (no I/O, no clock, no state), so tests and demos can reproduce any sample.
 :class:`SimNode` is the live data node serving it::
 
-    python -m datasock.datanodes.sim      # configured by DATASOCK_SIM_* variables
+    python -m datasock.datanodes.sim      # configured by DATASOCK_SIM_* variables (SETTINGS)
 
 Each value is a smooth drift plus noise; numeric fields also have rare
 single-sample spikes (glitches), which downsampling is expected to keep. A spike
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import zlib
 from typing import Mapping
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from .. import wire
 from ..errors import InvalidArgument
+from ..settings import Group, Setting, parse_int, parse_node_name, parse_positive_float
 from .base import LiveDataNode
 from .reply import Field
 
@@ -65,7 +65,18 @@ FIELDS: tuple[SimField, ...] = (
     SimField("psu_mode", "psu", "", "power supply regulation mode: CV, CC or OFF", "string"),
 )
 FIELDS_BY_NAME: dict[str, SimField] = {f.name: f for f in FIELDS}
-GROUPS: tuple[str, ...] = tuple(DEFAULT_RATES)
+
+SETTINGS = Group("sim", "The simulated-lab node (datasock node sim)", (
+    Setting("DATASOCK_SIM_NAME", "name", "sim", "Name of the simulated-lab node.", parse_node_name),
+    Setting("DATASOCK_SIM_SEED", "seed", "0",
+            "Integer seed of the simulation. Every value is a pure function of (seed, field, time), "
+            "so the same seed gives the same value for the same time, in any process; different "
+            "seeds give different noise, spikes and drift phases.", parse_int),
+    Setting("DATASOCK_SIM_RATE_SCALE", "rate_scale", "1",
+            "Factor applied to every sample rate. The rates are 1 Hz for the thermometers, 0.5 Hz "
+            "for the pressure gauges and 1 Hz for the power supply; ``10`` makes them 10, 5 and "
+            "10 Hz. Must be a number > 0.", parse_positive_float),
+))
 
 # thermometers: (mean K, drift amplitude K, drift period s, noise sigma K)
 _THERMOMETERS = {
@@ -227,24 +238,10 @@ class SimNode(LiveDataNode):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "SimNode":
-        """A node configured by DATASOCK_SIM_NAME, DATASOCK_SIM_SEED and DATASOCK_SIM_RATE_SCALE."""
-        environ = os.environ if environ is None else environ
-        # an empty variable means the default, as in datasock.settings
-        name = environ.get("DATASOCK_SIM_NAME") or "sim"
-        raw_seed = environ.get("DATASOCK_SIM_SEED") or "0"
-        raw_scale = environ.get("DATASOCK_SIM_RATE_SCALE") or "1"
-        try:
-            seed = int(raw_seed)
-        except ValueError:
-            raise InvalidArgument(f"DATASOCK_SIM_SEED={raw_seed!r}: not an integer") from None
-        try:
-            scale = float(raw_scale)
-        except ValueError:
-            scale = math.nan
-        if not 0 < scale < math.inf:
-            raise InvalidArgument(f"DATASOCK_SIM_RATE_SCALE={raw_scale!r}: not a number > 0")
-        return cls(name=name, seed=seed,
-                   rates={group: rate * scale for group, rate in DEFAULT_RATES.items()})
+        """A node configured by :data:`SETTINGS` (DATASOCK_SIM_*) from ``environ``."""
+        values = SETTINGS.parse(environ)
+        return cls(name=values["name"], seed=values["seed"],
+                   rates={group: rate * values["rate_scale"] for group, rate in DEFAULT_RATES.items()})
 
     def live_fields(self) -> list[Field]:
         return [Field(f.name, f.group, description=f.description, units=f.units, type=f.type,

@@ -428,20 +428,18 @@ def restore_backup(path: Path, sources: Sources, only: Sequence[str] = (), force
 # -- commands --------------------------------------------------------------------------------
 def load_sources(environ: Mapping[str, str] | None = None) -> tuple[Sources, int]:
     from .. import archive, settings as settings_mod
-    from ..settings import parse_settings
     from . import SETTINGS
 
-    home = parse_settings(settings_mod.SETTINGS[:1], environ)["home"]
-    values = parse_settings(SETTINGS, environ)
-    if values["keep"] < 0:
-        raise InvalidArgument("DATASOCK_BACKUP_KEEP must be 0 or more")
+    home = settings_mod.parse_settings(settings_mod.SETTINGS[:1], environ)["home"]
+    values = SETTINGS.parse(environ)
     return (Sources(archive.load_config(environ), home, values["grafana_data"], values["nodered_data"]),
             values["keep"])
 
 
 def _fail(exc: DatasockError) -> int:
-    print(f"datasock: {exc}", file=sys.stderr)
-    return 2 if isinstance(exc, InvalidArgument) else 1
+    from ..runtime import fail
+
+    return fail("datasock", exc)
 
 
 def add_backup_arguments(p: argparse.ArgumentParser) -> None:

@@ -39,12 +39,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         print(f"nothing accepts connections on {args.host}:{args.port}", file=sys.stderr)
         return 1
-    from .. import wire
-    from ..cli import consumer_call
+    from .. import client, settings as settings_mod, wire
     from ..errors import DatasockError
 
     try:
-        nodes = consumer_call(wire.GET_DATA_NODE)
+        settings = settings_mod.load()
+        nodes = client.run_as_consumer(
+            settings, lambda session: client.call(session, settings, wire.GET_DATA_NODE))
     except DatasockError as exc:
         print(f"hub not answering: {exc}", file=sys.stderr)
         return 1

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .. import state
+from .. import secretstore, tls
 from . import envfile
 
 #: directories the stack bind-mounts, relative to the compose directory; the state dir is 0700
@@ -36,7 +36,7 @@ def write_env(path: Path, overrides: dict[str, str]) -> list[str]:
     """Write (or complete) the .env at ``path``, mode 0600; returns the names added."""
     existing = envfile.parse(path.read_text()) if path.exists() else {}
     values, added = envfile.plan(existing, fresh_secret, overrides)
-    state.write_private(path, envfile.render(values).encode())
+    secretstore.write_private(path, envfile.render(values).encode())
     return added
 
 
@@ -45,10 +45,10 @@ def provision(directory: Path, values: dict[str, str]) -> None:
     home = directory / STATE_DIR
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
-    state.ensure_secrets(home)
+    secretstore.ensure_secrets(home)
     for sub in DATA_DIRS:
         (directory / sub).mkdir(parents=True, exist_ok=True)
-    state.ensure_certificate(directory / "proxy", values["DATASOCK_PUBLIC_HOST"])
+    tls.ensure_certificate(directory / "proxy", values["DATASOCK_PUBLIC_HOST"])
     for sub in ("DATA_DIRECTORY", "BACKUP_DIRECTORY"):
         (directory / values[sub]).mkdir(parents=True, exist_ok=True)
     uid, gid = int(values["DATASOCK_UID"]), int(values["DATASOCK_GID"])
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         added = write_env(env_path, overrides)
         values = envfile.parse(env_path.read_text())
         provision(args.dir, values)
-    except (OSError, envfile.EnvFileError, state.StateError) as exc:
+    except (OSError, envfile.EnvFileError, secretstore.StateError) as exc:
         print(f"datasock init: {exc}", file=sys.stderr)
         return 1
     kept = len(envfile.VARIABLES) - len(added)

@@ -1,5 +1,14 @@
 """The HTTP bridge: a Grafana JSON data source (simpod and legacy SimpleJSON) and a
-small REST API over datasock's WAMP data nodes. ``datasock http`` runs :func:`main`."""
+small REST API over datasock's WAMP data nodes. ``datasock http`` runs :func:`main`.
+
+Pure (no I/O), bottom up: ``errors`` (RequestError), ``patterns`` (globs, RE2
+regexes), ``targets`` (``node::field``, filters, expansion), ``parsing`` (Grafana
+requests), ``reduction`` (strides, mean buckets), ``merge`` (combined targets),
+``frames`` (answer shapes), ``rows`` (REST rows), ``query`` (a /query as get_data
+calls and its answer, within the budgets). Flask: ``web`` (what routes share),
+``hooks`` (auth, CORS, gzip, errors), ``routes/`` (one blueprint per client),
+``app`` (the factory). Twisted/WAMP: ``catalog`` (the field list), ``service``.
+"""
 from __future__ import annotations
 
 import argparse
@@ -17,30 +26,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="datasock http",
                                      description="Grafana JSON data source and REST API over WAMP.")
     parser.parse_args(argv)
-    from .. import runtime, settings as settings_mod
+    from .. import runtime
     from . import config
     from .service import listen, make_bridge
 
-    try:
-        settings = settings_mod.load()
-        http = config.load(settings.home)
-        runtime.start_logging(settings.log_level)
-    except DatasockError as exc:
-        print(f"datasock http: {exc}", file=sys.stderr)
-        return 2
+    def program(settings, http) -> None:
+        async def serve(reactor):
+            bridge, comp, app = make_bridge(settings, http, reactor)
+            try:
+                listen(reactor, app, http)
+            except Exception as exc:  # CannotListenError and TLS key errors
+                raise DatasockError(f"cannot serve HTTP on {http.listen}:{http.port}: {exc}") from None
+            reactor.addSystemEventTrigger("before", "shutdown", bridge.stop)
+            print(f"datasock http: serving {http.base_url} (auth: {http.auth})", file=sys.stderr, flush=True)
+            await runtime.start_component(reactor, comp)
 
-    async def serve(reactor):
-        bridge, comp, app = make_bridge(settings, http, reactor)
-        try:
-            listen(reactor, app, http)
-        except Exception as exc:  # CannotListenError and TLS key errors
-            raise DatasockError(f"cannot serve HTTP on {http.listen}:{http.port}: {exc}") from None
-        reactor.addSystemEventTrigger("before", "shutdown", bridge.stop)
-        print(f"datasock http: serving {http.base_url} (auth: {http.auth})", file=sys.stderr, flush=True)
-        await runtime.start_component(reactor, comp)
+        runtime.react(serve, prog="datasock http")
 
-    runtime.react(serve)
-    return 0
+    return runtime.run_program("datasock http", program, lambda s: config.load(s.home))
 
 
 if __name__ == "__main__":

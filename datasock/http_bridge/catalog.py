@@ -11,7 +11,7 @@ import threading
 from typing import Any, Mapping
 
 from .. import windows
-from .protocol import target_name
+from .targets import target_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,16 +69,6 @@ class FieldCache:
         if self._nodes.pop(name, None) is not None or self._descriptions.pop(name, None) is not None:
             self._descriptions.pop(name, None)
             self._publish()
-
-    def replace_all(self, nodes: Mapping[str, tuple]) -> None:
-        """A full refresh: ``{name: (description, fields_reply[, info])}``."""
-        self._nodes.clear()
-        self._descriptions.clear()
-        self._intervals.clear()
-        self._m4.clear()
-        for name, (description, reply, *info) in nodes.items():
-            self.set_node(name, description, reply, *info)
-        self._publish()
 
 
 class FinalCache:

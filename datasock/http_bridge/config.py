@@ -6,10 +6,9 @@ import secrets as _secrets
 from pathlib import Path
 from typing import Mapping
 
-from .. import state
-from ..deploy import exposure
-from ..errors import InvalidArgument
-from ..settings import Setting, parse_port, parse_positive_float, parse_settings
+from .. import exposure, secretstore
+from ..errors import ConfigError, InvalidArgument
+from ..settings import Group, Setting, parse_port, parse_positive_float
 
 AUTH_MODES = ("none", "token", "basic")
 
@@ -27,11 +26,29 @@ def _byte_count(text: str) -> int:
     return value
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"{value} is less than 1")
+    return value
+
+
 def _optional_path(text: str) -> Path:
     return Path(text).absolute()
 
 
-SETTINGS: tuple[Setting, ...] = (
+def _check(values: dict) -> None:
+    """The checks that involve several settings, or the exposure rule (pure)."""
+    if bool(values["tls_cert"]) != bool(values["tls_key"]):
+        raise InvalidArgument("DATASOCK_HTTP_TLS_CERT and DATASOCK_HTTP_TLS_KEY must be set together")
+    if values["metrics_limit"] < 1:
+        raise InvalidArgument("DATASOCK_HTTP_METRICS_LIMIT must be at least 1")
+    problems = exposure.http_problems(values["listen"], values["auth"], values["secret"])
+    if problems:
+        raise ConfigError(exposure.refusal("the HTTP bridge", problems))
+
+
+SETTINGS = Group("http", "The HTTP bridge (datasock http)", (
     Setting("DATASOCK_HTTP_PORT", "port", "5000", "Port of the HTTP bridge (Grafana JSON data source).",
             parse_port),
     Setting("DATASOCK_HTTP_LISTEN", "listen", "127.0.0.1",
@@ -54,6 +71,12 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds between full refreshes of the HTTP bridge's field list.", parse_positive_float),
     Setting("DATASOCK_HTTP_METRICS_LIMIT", "metrics_limit", "1000",
             "Most names /metrics and /search return for one typed text.", int),
+    Setting("DATASOCK_HTTP_MAX_SERIES", "max_series", "1000",
+            "Most series one /query may ask for: its targets times the fields each expands to; "
+            "more is a 400 (too_many_series).", _at_least_one),
+    Setting("DATASOCK_HTTP_MAX_ANSWER", "max_answer", str(64 * 1024 * 1024),
+            "Largest answer the HTTP bridge builds, bytes (before gzip); larger is a 400 "
+            "(answer_too_large).", _byte_count),
     Setting("DATASOCK_HTTP_CORS_ORIGIN", "cors_origin", None,
             "Origin allowed to call the HTTP bridge from a browser "
             "(e.g. http://localhost:3000; an asterisk for any); "
@@ -62,7 +85,7 @@ SETTINGS: tuple[Setting, ...] = (
             "PEM certificate: serve HTTPS (needs DATASOCK_HTTP_TLS_KEY).", _optional_path),
     Setting("DATASOCK_HTTP_TLS_KEY", "tls_key", None, "PEM private key of DATASOCK_HTTP_TLS_CERT.",
             _optional_path),
-)
+), _check)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +100,8 @@ class HttpSettings:
     query_timeout: float
     refresh: float
     metrics_limit: int
+    max_series: int
+    max_answer: int
     cors_origin: str | None
     tls_cert: Path | None
     tls_key: Path | None
@@ -101,22 +126,15 @@ def ensure_secret(home: Path) -> str:
     except FileNotFoundError:
         pass
     except OSError as exc:
-        raise state.StateError(f"cannot read {path}: {exc}") from None
+        raise secretstore.StateError(f"cannot read {path}: {exc}") from None
     text = _secrets.token_urlsafe(32)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state.write_private(path, (text + "\n").encode())
+    secretstore.write_private(path, (text + "\n").encode())
     return text
 
 
 def load(home: Path, environ: Mapping[str, str] | None = None) -> HttpSettings:
-    values = parse_settings(SETTINGS, environ)
-    if bool(values["tls_cert"]) != bool(values["tls_key"]):
-        raise InvalidArgument("DATASOCK_HTTP_TLS_CERT and DATASOCK_HTTP_TLS_KEY must be set together")
-    if values["metrics_limit"] < 1:
-        raise InvalidArgument("DATASOCK_HTTP_METRICS_LIMIT must be at least 1")
-    problems = exposure.http_problems(values["listen"], values["auth"], values["secret"])
-    if problems:
-        raise InvalidArgument(exposure.refusal("the HTTP bridge", problems))
+    values = SETTINGS.parse(environ)
     if values["auth"] != "none" and not values["secret"]:
         values["secret"] = ensure_secret(home)
     return HttpSettings(**values)

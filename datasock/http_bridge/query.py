@@ -7,19 +7,29 @@ replies. A failed call or an unknown field costs only its own targets.
 Whatever a node replies, a min-max series answers at most ``maxDataPoints`` points
 (M4 in the bridge, each series on its own) and a mean series at most
 ``maxDataPoints`` buckets; what reduced a series is said in its ``meta.notices``.
+
+Budgets: a request expands to at most ``max_series`` series (:func:`plan`) and
+its encoded answer holds at most ``max_bytes`` (:func:`encoded_answer`); over
+either is a :class:`~.errors.RequestError` (400), refused before the nodes are
+asked or before the answer grows further.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
 from .. import wire
 from ..downsample import bounded_m4_indices
 from ..errors import InvalidArgument
-from . import protocol
-from .protocol import Catalog, Query, Target
+from . import frames
+from .errors import RequestError
+from .frames import encode, error_frame, notice
+from .merge import Part, merge_parts
+from .parsing import Query, Target
+from .reduction import bucket_means, min_stride, point_budget
+from .targets import Catalog, combined_meta, combined_nodes, expand, is_glob, target_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +46,7 @@ class Fetch:
 
 #: get_data keyword of datasock's SDK: M4 per field, each field with its own times
 PER_FIELD = (("per_field", True),)
+
 
 @dataclasses.dataclass(frozen=True)
 class Item:
@@ -62,8 +73,12 @@ class Plan:
     max_points: int | None = None
 
 
-def plan(query: Query, catalog: Catalog, m4_nodes: frozenset[str] = frozenset()) -> Plan:
+def plan(query: Query, catalog: Catalog, m4_nodes: frozenset[str] = frozenset(),
+         max_series: int | None = None) -> Plan:
     """The get_data calls of ``query`` and what each target answers from them.
+
+    With ``max_series``, RequestError (``too_many_series``) as soon as the targets
+    expand to more series than that (a target that matches nothing counts as one).
 
     min-max targets ask the nodes in ``m4_nodes`` (those on datasock's SDK, which
     do M4 themselves, per field) with the M4 stride ``4 * span / maxDataPoints``;
@@ -73,15 +88,23 @@ def plan(query: Query, catalog: Catalog, m4_nodes: frozenset[str] = frozenset())
     """
     items: list[Item] = []
     wanted: dict[tuple, dict[str, None]] = {}
-    node_stride = protocol.min_stride(query.start, query.end, query.max_points, query.interval_ms, "mean")
+    node_stride = min_stride(query.start, query.end, query.max_points, query.interval_ms, "mean")
+    expanded: dict[tuple[str, str], list[tuple[str, str]]] = {}   # one expansion per distinct target
+    series = 0
     for target in query.targets:
-        pairs = protocol.expand(target, catalog, query.filters)
+        pairs = expanded.get((target.node, target.field))
+        if pairs is None:
+            pairs = expanded[target.node, target.field] = expand(target, catalog, query.filters)
+        series += max(1, len(pairs))
+        if max_series is not None and series > max_series:
+            raise RequestError(f"the targets expand to more than {max_series} series (fields); ask for "
+                               f"fewer targets or narrower globs, or raise DATASOCK_HTTP_MAX_SERIES",
+                               "too_many_series")
         if not pairs:
-            why = "no field matches" if protocol.is_glob(target.text) else "filtered out by ad hoc filters"
+            why = "no field matches" if is_glob(target.text) else "filtered out by ad hoc filters"
             items.append(Item(target, error=f"{target.text}: {why}"))
             continue
-        stride = protocol.min_stride(query.start, query.end, query.max_points, query.interval_ms,
-                                     target.mode)
+        stride = min_stride(query.start, query.end, query.max_points, query.interval_ms, target.mode)
         # mean is computed here from raw samples; min-max is M4 (on the node, then
         # bounded here); every change of value needs every sample
         m4 = target.mode == "min-max" and target.format != "annotations"
@@ -91,7 +114,7 @@ def plan(query: Query, catalog: Catalog, m4_nodes: frozenset[str] = frozenset())
                 return (name, None)
             return (name, stride) if name in m4_nodes else (name, node_stride)
         for node, field in pairs:
-            nodes = protocol.combined_nodes(node)
+            nodes = combined_nodes(node)
             try:
                 for part in nodes:
                     wire.check_node_name(part)
@@ -117,10 +140,10 @@ def plan(query: Query, catalog: Catalog, m4_nodes: frozenset[str] = frozenset())
     fetches = {key: Fetch(key[0], tuple(fields), query.start, query.end, key[1],
                           PER_FIELD if key[0] in m4_nodes and key[1] is not None else ())
                for key, fields in wanted.items()}
-    return Plan(items, fetches, query.start, query.end, protocol.point_budget(query.max_points))
+    return Plan(items, fetches, query.start, query.end, point_budget(query.max_points))
 
 
-def _timeline_of(reply: Mapping, field: str, meta: Mapping[str, Any]) -> Mapping | None:
+def timeline_of(reply: Mapping, field: str, meta: Mapping[str, Any]) -> Mapping | None:
     """The timeline (``{"t", "finalized_until"}``) a reply gives ``field``'s values.
 
     A per-field reply (datasock's SDK asked with ``per_field``) names it under
@@ -151,16 +174,16 @@ def combined_reply(item: Item, replies: list[Mapping], catalog: Catalog) -> tupl
             continue
         values = (reply.get("data") or {}).get(item.field)
         meta = catalog.get(node, {}).get(item.field, {})
-        timeline = _timeline_of(reply, item.field, meta)
+        timeline = timeline_of(reply, item.field, meta)
         if values is None or timeline is None:
             continue
-        parts.append(protocol.Part(timeline.get("t", ()), values, timeline.get("finalized_until")))
+        parts.append(Part(timeline.get("t", ()), values, timeline.get("finalized_until")))
         notices += node_notices(node, reply, meta, timeline, len(values))
     if not parts:
         errors = [describe_error(r) for r in replies if isinstance(r, BaseException) or r is None]
         raise ValueError("; ".join(errors) or "no node has samples of the field")
-    merged = protocol.merge_parts(parts)
-    meta = {**protocol.combined_meta(item.node, item.field, catalog), "timeline": "combined"}
+    merged = merge_parts(parts)
+    meta = {**combined_meta(item.node, item.field, catalog), "timeline": "combined"}
     reply = {"data": {item.field: merged.values},
              "timeline": {"combined": {"t": list(merged.t), "finalized_until": merged.finalized_until}}}
     if notices:
@@ -184,13 +207,13 @@ def node_notices(node: str, reply: Mapping, meta: Mapping[str, Any], timeline: M
             stride = next(iter(strides.values()))
         width = f" (M4, buckets of {_seconds(stride)})" if isinstance(stride, (int, float)) else ""
         reason = reduced.get("reason")
-        out.append(protocol.notice(
+        out.append(notice(
             "warning", f"node {node} downsampled its reply to fit its message size limit{width}"
                        f"{': ' + reason if isinstance(reason, str) else ''}; a shorter range gives "
                        f"every sample"))
     samples = timeline.get("samples") if isinstance(timeline, Mapping) else None
     if isinstance(samples, int) and not isinstance(samples, bool) and samples > nvalues:
-        out.append(protocol.notice(
+        out.append(notice(
             "info", f"node {node}: M4 (first, min, max, last per bucket) kept {nvalues} of {samples} "
                     f"samples"))
     return out
@@ -221,9 +244,9 @@ def _bounded(item: Item, t: np.ndarray, values: Any, numbers: np.ndarray | None,
     n = len(t)
     span = (end - start) if end is not None else 0.0
     if target.mode == "mean" and numbers is not None and field_type == "number":
-        t, numbers = protocol.bucket_means(t, numbers, start, item.stride, max_points)
+        t, numbers = bucket_means(t, numbers, start, item.stride, max_points)
         if len(t) < n:
-            return t, values, numbers, [protocol.notice(
+            return t, values, numbers, [notice(
                 "info", f"mean: {n} samples averaged into {len(t)} buckets "
                         f"(at most {max_points}, {_seconds(max(item.stride or 0, span / max_points))} wide)")]
         return t, values, numbers, []
@@ -243,7 +266,7 @@ def _bounded(item: Item, t: np.ndarray, values: Any, numbers: np.ndarray | None,
         numbers = numbers[idx]
     else:
         values = [values[i] for i in idx]
-    return t, values, numbers, [protocol.notice(
+    return t, values, numbers, [notice(
         "info", f"{target.mode}: the bridge kept {len(idx)} of {n} samples (M4: first, min, max and last of "
                 f"at most {max_points // per_bucket} buckets, maxDataPoints {max_points})")]
 
@@ -255,71 +278,94 @@ def series(item: Item, reply: Mapping, catalog: Catalog, start: float = 0.0, end
     With ``max_points``, a min-max series (any type) answers at most that many points
     and a mean series at most that many bucket means, trimmed to [start, end).
     """
-    name = protocol.target_name(item.node, item.field)
+    name = target_name(item.node, item.field)
     target = item.target
     meta = catalog.get(item.node, {}).get(item.field, {})
     values = (reply.get("data") or {}).get(item.field)
     if values is None:
-        return protocol.error_frame(name, target.ref_id, f"{name}: not in the node's reply")
-    timeline = _timeline_of(reply, item.field, meta)
+        return error_frame(name, target.ref_id, f"{name}: not in the node's reply")
+    timeline = timeline_of(reply, item.field, meta)
     if timeline is None:
         if values:
-            return protocol.error_frame(name, target.ref_id, f"{name}: no timeline for its values")
+            return error_frame(name, target.ref_id, f"{name}: no timeline for its values")
         timeline = {"t": []}
     notices = list(reply.get(NOTICES) or ()) or node_notices(item.node, reply, meta, timeline, len(values))
     try:
         t = np.asarray(timeline.get("t", ()), dtype=np.float64)
     except (TypeError, ValueError):
-        return protocol.error_frame(name, target.ref_id, f"{name}: its times are not numbers")
+        return error_frame(name, target.ref_id, f"{name}: its times are not numbers")
     if t.ndim != 1 or len(t) != len(values):
-        return protocol.error_frame(name, target.ref_id,
+        return error_frame(name, target.ref_id,
                                     f"{name}: {len(values)} values for {len(t)} times")
     if target.format == "annotations":
-        return protocol.annotation_frame(name, target.ref_id, t.tolist(), values, notices)
+        return frames.annotation_frame(name, target.ref_id, t.tolist(), values, notices)
     field_type = meta.get("type")
-    numbers = protocol.as_float_array(values) if field_type in (None, "number") else None
+    numbers = frames.as_float_array(values) if field_type in (None, "number") else None
     if field_type is None:
         field_type = "number" if numbers is not None else "string"
     if field_type == "number" and numbers is None:
-        return protocol.error_frame(name, target.ref_id, f"{name}: values are not numbers")
+        return error_frame(name, target.ref_id, f"{name}: values are not numbers")
     t, values, numbers, done = _bounded(item, t, values, numbers, field_type, start, end, max_points)
     notices += done
     if target.format == "table":
-        return protocol.table(name, target.ref_id, t, numbers if field_type == "number" else values,
+        return frames.table(name, target.ref_id, t, numbers if field_type == "number" else values,
                               field_type, notices)
     if field_type == "number":
-        return protocol.timeseries(name, target.ref_id, t, numbers, notices)
-    return protocol.frame(name, target.ref_id, t, values, field_type, notices)
+        return frames.timeseries(name, target.ref_id, t, numbers, notices)
+    return frames.frame(name, target.ref_id, t, values, field_type, notices)
 
 
-def answer(the_plan: Plan, results: Mapping[tuple, Any], catalog: Catalog) -> tuple[list, list[str]]:
-    """The /query answer and the list of errors in it.
+def answers(the_plan: Plan, results: Mapping[tuple, Any], catalog: Catalog) -> Iterator[dict]:
+    """Each item's answer in order (a series, a frame, or an error frame).
 
     ``results`` maps each fetch key to the node's reply or to the exception it raised.
     """
-    out, errors = [], []
     for item in the_plan.items:
-        name = protocol.target_name(item.node, item.field) if item.node else item.target.text
+        name = target_name(item.node, item.field) if item.node else item.target.text
         if item.error is not None:
-            result = protocol.error_frame(name, item.target.ref_id, item.error)
+            yield error_frame(name, item.target.ref_id, item.error)
         elif item.parts:
             try:
                 reply, item_catalog = combined_reply(item, [results.get(k) for k in item.parts], catalog)
-                result = series(item, reply, item_catalog, the_plan.start, the_plan.end,
-                                the_plan.max_points)
+                yield series(item, reply, item_catalog, the_plan.start, the_plan.end, the_plan.max_points)
             except ValueError as exc:
-                result = protocol.error_frame(name, item.target.ref_id, f"{name}: {exc}")
+                yield error_frame(name, item.target.ref_id, f"{name}: {exc}")
         else:
             reply = results.get(item.fetch)
             if isinstance(reply, BaseException) or reply is None:
-                message = f"{name}: {describe_error(reply)}"
-                result = protocol.error_frame(name, item.target.ref_id, message)
+                yield error_frame(name, item.target.ref_id, f"{name}: {describe_error(reply)}")
             else:
-                result = series(item, reply, catalog, the_plan.start, the_plan.end, the_plan.max_points)
+                yield series(item, reply, catalog, the_plan.start, the_plan.end, the_plan.max_points)
+
+
+def answer(the_plan: Plan, results: Mapping[tuple, Any], catalog: Catalog) -> tuple[list, list[str]]:
+    """The /query answer and the list of errors in it."""
+    out = list(answers(the_plan, results, catalog))
+    return out, [result["error"] for result in out if "error" in result]
+
+
+def encoded_answer(the_plan: Plan, results: Mapping[tuple, Any], catalog: Catalog,
+                   max_bytes: int | None = None) -> tuple[bytes, list[str]]:
+    """The /query answer as JSON bytes (what :func:`answer` gives, encoded) and its errors.
+
+    Each series is encoded as soon as it is made, so at most ``max_bytes`` of answer
+    is ever held; RequestError (``answer_too_large``) when the answer would be larger.
+    """
+    parts, errors, size = [], [], 1
+    for result in answers(the_plan, results, catalog):
         if "error" in result:
             errors.append(result["error"])
-        out.append(result)
-    return out, errors
+        encoded = encode(result)
+        size += len(encoded) + 1
+        if max_bytes is not None and size > max_bytes:
+            raise RequestError(answer_too_large(max_bytes), "answer_too_large")
+        parts.append(encoded)
+    return b"[" + b",".join(parts) + b"]", errors
+
+
+def answer_too_large(max_bytes: int) -> str:
+    return (f"the answer would be larger than {max_bytes} bytes (DATASOCK_HTTP_MAX_ANSWER); ask for a "
+            f"shorter range, fewer targets or a lower maxDataPoints (raw mode sends every sample)")
 
 
 def describe_error(exc: BaseException | None) -> str:

@@ -1,7 +1,7 @@
 """Registry state of the hub (pure: no I/O, no WAMP).
 
-Each data node is a name owned by one WAMP session. The shell in
-:mod:`datasock.hub.service` feeds router events in and persists :meth:`Registry.to_json`.
+Each data node is a name owned by one WAMP session. :class:`datasock.hub.core.HubCore`
+decides who gets a name; the shell in :mod:`datasock.hub.service` persists :meth:`Registry.to_json`.
 """
 from __future__ import annotations
 
@@ -55,11 +55,6 @@ class Registry:
                 return AddOutcome.ALREADY
         self._by_name[name] = NodeEntry(name, description, session_id, now)
         return AddOutcome.ADDED
-
-    def replace(self, name: str, description: str, session_id: int, now: float) -> None:
-        """Give ``name`` to ``session_id`` (its previous owner is known to be gone)."""
-        _check_entry(name, description)
-        self._by_name[name] = NodeEntry(name, description, session_id, now)
 
     def subtract(self, name: Any, session_id: int) -> NodeEntry | None:
         """Remove ``name`` if ``session_id`` owns it; returns the removed entry."""

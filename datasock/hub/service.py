@@ -1,4 +1,4 @@
-"""The hub's WAMP shell around :class:`~datasock.hub.registry.Registry`.
+"""The hub's WAMP shell around :class:`~datasock.hub.core.HubCore` (which owns the registry).
 
 Better than sisock's hub: it trusts the router's caller disclosure rather than the
 session id it is handed, persists the registry so a restarted hub rebuilds it
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import txaio
@@ -18,10 +17,11 @@ from autobahn.wamp.types import RegisterOptions
 from twisted.internet import defer
 
 from .. import wire
-from ..client import CallTimeout, component, credentials, with_timeout
+from ..client import component, credentials, with_timeout
 from ..errors import InvalidArgument
 from ..settings import Settings
-from .registry import AddOutcome, Registry
+from .core import CheckSession, HubCore, Log, Publish, Reply, Save
+from .registry import Registry
 
 log = txaio.make_logger()
 
@@ -61,12 +61,23 @@ def _session_of_leave_event(args, kwargs) -> int | None:
 
 
 class Hub:
-    def __init__(self, settings: Settings, clock=time.time):
+    """Translates WAMP callbacks into :class:`~datasock.hub.core.HubCore` events and carries
+    out its commands. ``reactor`` (any IReactorTime, e.g. ``task.Clock`` in tests) times
+    the liveness checks and, unless ``clock`` is given, stamps the entries."""
+
+    def __init__(self, settings: Settings, clock=None, reactor=None):
+        if reactor is None:
+            from twisted.internet import reactor
         self.settings = settings
+        self.reactor = reactor
+        self.clock = clock or reactor.seconds
         self.path = registry_path(settings)
-        self.registry = load_registry(self.path)
-        self.clock = clock
+        self.core = HubCore(load_registry(self.path))
         self.session = None
+
+    @property
+    def registry(self) -> Registry:
+        return self.core.registry
 
     def uri(self, suffix: str) -> str:
         return self.settings.uri(suffix)
@@ -74,18 +85,18 @@ class Hub:
     @defer.inlineCallbacks
     def on_join(self, session, details):
         self.session = session
-        yield session.subscribe(self._on_session_leave, "wamp.session.on_leave")
+        yield session.subscribe(self._on_session_leave, wire.META_SESSION_ON_LEAVE)
         opts = RegisterOptions(details_arg="details")
         yield session.register(self._add, self.uri(wire.NODE_ADD), options=opts)
         yield session.register(self._subtract, self.uri(wire.NODE_SUBTRACT), options=opts)
         yield session.register(self._listing, self.uri(wire.GET_DATA_NODE))
-        yield self._drop_dead_sessions()
-        # nodes that joined while the hub was away announce themselves on this
-        yield session.publish(self.uri(wire.HUB_ONLINE), {"session": details.session})
-        log.info("hub ready with {n} node(s) from its saved registry", n=len(self.registry))
+        # saved sessions are checked; hub.online (on which nodes that joined while the hub
+        # was away announce themselves) follows the last answer
+        self._run(self.core.joined(details.session))
 
     def on_leave(self, session, details):
         self.session = None
+        self._run(self.core.left())
 
     def _caller(self, claimed, details) -> int:
         caller = getattr(details, "caller", None)
@@ -100,36 +111,18 @@ class Hub:
                      caller=caller, claimed=claimed)
         return caller
 
-    @defer.inlineCallbacks
     def _add(self, name, description, session_id=None, details=None):
         caller = self._caller(session_id, details)
+        answer = defer.Deferred()
         try:
-            outcome = self.registry.add(name, description, caller, self.clock())
+            actions = self.core.add(answer, name, description, caller, self.clock())
         except InvalidArgument as exc:
             raise ApplicationError(self.uri(wire.ERROR_INVALID_ARGUMENT), str(exc))
-        if outcome is AddOutcome.TAKEN:
-            owner = self.registry.get(name)
-            if (yield self._session_alive(owner.session_id)):
-                log.warn("refused data node {name!r} from session {caller}: "
-                         "session {owner} serves that name", name=name, caller=caller,
-                         owner=owner.session_id)
-                return False
-            self._on_session_leave(owner.session_id)
-            self.registry.add(name, description, caller, self.clock())
-            outcome = AddOutcome.ADDED
-        if outcome is AddOutcome.ADDED:
-            self._changed()
-            self._publish(wire.NODE_ADDED, self.registry.get(name))
-            log.info("data node {name!r} added (session {caller})", name=name, caller=caller)
-        return True
+        self._run(actions)
+        return answer
 
     def _subtract(self, name, session_id=None, details=None):
-        caller = self._caller(session_id, details)
-        entry = self.registry.subtract(name, caller)
-        if entry is not None:
-            self._changed()
-            self._publish(wire.NODE_SUBTRACTED, entry)
-            log.info("data node {name!r} subtracted", name=name)
+        self._run(self.core.subtract(name, self._caller(session_id, details)))
 
     def _listing(self):
         return self.registry.listing()
@@ -139,38 +132,50 @@ class Hub:
         if session_id is None:
             log.warn("unrecognised wamp.session.on_leave event {args} {kwargs}", args=args, kwargs=kwargs)
             return
-        gone = self.registry.drop_session(session_id)
-        if gone:
-            self._changed()
-        for entry in gone:
-            self._publish(wire.NODE_SUBTRACTED, entry)
-            log.info("data node {name!r} removed: its session left", name=entry.name)
+        self._run(self.core.session_left(session_id, self.clock()))
 
-    @defer.inlineCallbacks
-    def _drop_dead_sessions(self):
-        for session_id in sorted(self.registry.sessions()):
-            if not (yield self._session_alive(session_id)):
-                self._on_session_leave(session_id)
+    # -- carrying out the core's commands ----------------------------------------------------
+    def _run(self, actions) -> None:
+        for action in actions:
+            if isinstance(action, Save):
+                save_registry(self.path, self.registry)
+            elif isinstance(action, Publish):
+                if self.session is not None:
+                    self.session.publish(self.uri(action.topic), dict(action.payload))
+            elif isinstance(action, CheckSession):
+                self._check(action.session_id)
+            elif isinstance(action, Reply):
+                if not action.request.called:
+                    action.request.callback(action.result)
+            elif isinstance(action, Log):
+                getattr(log, action.level)(action.text, **action.fields)
+            else:  # pragma: no cover - a core command this shell does not know
+                raise TypeError(f"unknown hub command {action!r}")
 
-    @defer.inlineCallbacks
-    def _session_alive(self, session_id: int):
-        try:
-            yield with_timeout(self.session.call("wamp.session.get", session_id),
-                               self.settings.call_timeout, "wamp.session.get")
-        except ApplicationError as exc:
-            if exc.error == "wamp.error.no_such_session":
+    def _check(self, session_id: int) -> None:
+        """Ask the router whether ``session_id`` lives; an unclear answer counts as alive."""
+        session = self.session
+        if session is None:
+            return
+
+        def answered(_):
+            return True
+
+        def failed(failure):
+            exc = failure.value
+            if isinstance(exc, ApplicationError) and exc.error == wire.ERROR_NO_SUCH_SESSION:
                 return False
             log.warn("cannot check session {sid}: {exc}; assuming alive", sid=session_id, exc=exc)
-        except CallTimeout as exc:
-            log.warn("cannot check session {sid}: {exc}; assuming alive", sid=session_id, exc=exc)
-        return True
+            return True
 
-    def _changed(self):
-        save_registry(self.path, self.registry)
+        def checked(alive):
+            if self.session is session:
+                self._run(self.core.session_checked(session_id, alive, self.clock()))
 
-    def _publish(self, suffix: str, entry) -> None:
-        if self.session is not None:
-            self.session.publish(self.uri(suffix), {"name": entry.name, "description": entry.description})
+        d = defer.maybeDeferred(session.call, wire.META_SESSION_GET, session_id)
+        d = with_timeout(d, self.settings.call_timeout, wire.META_SESSION_GET, self.reactor)
+        d.addCallbacks(answered, failed).addCallback(checked).addErrback(
+            lambda failure: log.failure("hub: handling a session check failed", failure=failure))
 
 
 def make_component(settings: Settings):

@@ -21,12 +21,12 @@ from paho.mqtt.properties import Properties
 from twisted.internet import defer, reactor as _reactor, task, threads
 
 from .. import wire
-from ..client import call, component, credentials
+from ..client import component, credentials, with_timeout
 from ..datanodes import NodeRunner
 from ..errors import InvalidArgument
 from ..runtime import start_component
 from ..settings import Settings
-from . import poll as poll_mod, topics
+from . import poll as poll_mod, presence, topics
 from .config import MqttSettings, poll_settings
 from .feed import MqttFedNode
 from .record import Recorder
@@ -37,7 +37,6 @@ log = txaio.make_logger()
 #: how long the broker keeps our session (and queues QoS 1/2 messages for us) while we are away
 SESSION_EXPIRY = 3600
 STATS_INTERVAL = 5.0
-META_REFRESH_INTERVAL = 10.0
 #: polled (pull-only) nodes are described again this often, so new fields get polled too
 FIELDS_REFRESH_INTERVAL = 60.0
 #: how often the poll timer looks again at most when nothing tells it to (seconds)
@@ -79,7 +78,7 @@ class Adapter:
         self.bridge_out, self.rpc = bridge_out, rpc
         self.reactor = reactor
         self.node = MqttFedNode(mqtt.node, mqtt.input, mqtt.capacity)
-        self.runner = NodeRunner(self.node, settings)
+        self.runner = NodeRunner(self.node, settings, reactor=reactor)
         self.recorder = None
         if mqtt.record:
             self.recorder = Recorder(settings.home / "mqtt" / f"{mqtt.node}.jsonl", self.node)
@@ -91,10 +90,8 @@ class Adapter:
         self.stopping = False
         self._refusals = 0
         self.connected = threading.Event()
-        self.descriptions: dict[str, str] = {}   # node -> description, for nodes online
-        self.meta: dict[str, bytes] = {}         # node -> retained $meta payload
-        self.meta_fields: dict[str, set] = {}
-        self._meta_asked: dict[str, float] = {}
+        # which nodes are online, their $state and $meta (sans-I/O; reactor thread only)
+        self.presence = presence.Presence(mqtt.prefix)
         self._pending: list = []
         self._pending_lock = threading.Lock()
         # nodes that publish no live samples are polled (the MQTT-fed node's values are on MQTT already)
@@ -133,8 +130,8 @@ class Adapter:
             wanted.append((topics.rpc_request_topic(self.mqtt.prefix), 2))
         client.subscribe(wanted)
         if self.bridge_out:
-            client.publish(topics.adapter_state_topic(self.mqtt.prefix), b"online", qos=1, retain=True)
-            self.reactor.callFromThread(self._republish_descriptions)
+            # a broker without persistence forgot the retained $state and $meta
+            self.reactor.callFromThread(lambda: self._run(self.presence.broker_connected()))
         self.connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
@@ -170,7 +167,7 @@ class Adapter:
             self.reactor.callFromThread(self._publish_fed)
 
     def publish(self, topic: str, payload: bytes, qos: int | None = None, retain: bool = False,
-                properties=None) -> None:
+                properties=None):
         info = self.client.publish(topic, payload, qos=self.mqtt.qos if qos is None else qos,
                                    retain=retain, properties=properties)
         if info.rc == paho.MQTT_ERR_QUEUE_SIZE:
@@ -179,6 +176,7 @@ class Adapter:
             if counters.dropped <= 10 or counters.dropped % 10000 == 0:
                 log.error("MQTT send queue full ({n} messages) while the broker is away: "
                           "{dropped} messages dropped so far", n=MAX_QUEUED, dropped=counters.dropped)
+        return info
 
     # -- WAMP side (reactor thread) -----------------------------------------------------------
     def _publish_fed(self) -> None:
@@ -193,77 +191,68 @@ class Adapter:
         for field, (times, values) in by_field.items():
             self.runner.publish(field, times, {field: values})
 
+    def _call(self, session, procedure: str, *args, timeout: float | None = None, **kwargs):
+        """``session.call`` of a base-URI suffix, timed out on this adapter's reactor."""
+        timeout = self.settings.call_timeout if timeout is None else timeout
+        d = defer.maybeDeferred(session.call, self.settings.uri(procedure), *args, **kwargs)
+        return with_timeout(d, timeout, f"call {procedure}", self.reactor)
+
+    def _run(self, actions) -> None:
+        """Carry out the commands of :class:`~datasock.mqtt.presence.Presence`."""
+        for action in actions:
+            if isinstance(action, presence.Publish):
+                self.publish(action.topic, action.payload, qos=action.qos, retain=action.retain)
+            elif isinstance(action, presence.Describe):
+                self._describe(action.node)
+            elif isinstance(action, presence.PollFields):
+                self.poller.set_fields(action.node, action.fields_reply, self.reactor.seconds())
+            elif isinstance(action, presence.Forget):
+                self.poller.forget(action.node)
+                self._polling.discard(action.node)
+                self._poll_failing.pop(action.node, None)
+            else:  # pragma: no cover - a core command this shell does not know
+                raise TypeError(f"unknown presence command {action!r}")
+
     @defer.inlineCallbacks
     def on_join(self, session, details):
         self.session = session
         if self.bridge_out:
-            yield session.subscribe(self._on_samples, self.settings.uri("consumer..samples"),
+            yield session.subscribe(self._on_samples, self.settings.uri(wire.SAMPLES_WILDCARD),
                                     options=SubscribeOptions(match="wildcard", details_arg="details"))
             yield session.subscribe(self._on_node_added, self.settings.uri(wire.NODE_ADDED))
             yield session.subscribe(self._on_node_subtracted, self.settings.uri(wire.NODE_SUBTRACTED))
             try:
-                listing = yield call(session, self.settings, wire.GET_DATA_NODE)
+                listing = yield self._call(session, wire.GET_DATA_NODE)
             except Exception as exc:  # no hub yet: node_added events will tell us instead
                 log.info("cannot list data nodes: {exc}", exc=str(exc))
                 listing = []
-            online = {entry["name"]: entry.get("description", "") for entry in listing}
-            for name in set(self.descriptions) - set(online):
-                self._node_offline(name)
-            for name, description in online.items():
-                self._node_online(name, description)
-            self._schedule_polls()
+            if self.session is session:
+                self._run(self.presence.listed(listing, self.reactor.seconds()))
+                self._schedule_polls()
 
     def on_leave(self, session, details):
         self.session = None
         self._cancel_poll_timer()
 
     def _on_node_added(self, entry, *args, **kwargs):
-        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-            self._node_online(entry["name"], entry.get("description", ""))
+        self._run(self.presence.node_added(entry, self.reactor.seconds()))
 
     def _on_node_subtracted(self, entry, *args, **kwargs):
-        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-            self._node_offline(entry["name"])
-
-    def _node_online(self, name: str, description: str) -> None:
-        self.descriptions[name] = description
-        self.publish(topics.state_topic(self.mqtt.prefix, name), b"online", retain=True)
-        self._describe(name)
-
-    def _node_offline(self, name: str) -> None:
-        self.descriptions.pop(name, None)
-        self.poller.forget(name)
-        self._polling.discard(name)
-        self._poll_failing.pop(name, None)
-        self.publish(topics.state_topic(self.mqtt.prefix, name), b"offline", retain=True)
+        self._run(self.presence.node_subtracted(entry))
 
     @defer.inlineCallbacks
     def _describe(self, name: str):
-        """Fetch a node's fields and publish its retained ``$meta``."""
-        self._meta_asked[name] = time.monotonic()
-        if self.session is None:
+        """Fetch a node's fields for its retained ``$meta`` (and the poller)."""
+        session = self.session
+        if session is None:
             return
         try:
-            fields = yield call(self.session, self.settings, wire.node_procedure(name, "get_fields"),
-                                -86400, 0)
+            fields = yield self._call(session, wire.node_procedure(name, wire.GET_FIELDS), -86400, 0)
         except Exception as exc:
             log.info("cannot describe node {name}: {exc}", name=name, exc=str(exc))
             return
-        payload = topics.meta_payload(name, self.descriptions.get(name, ""), fields)
-        self.meta_fields[name] = set(fields[0]) if fields else set()
-        if name in self.descriptions:  # not gone while we asked
-            self.poller.set_fields(name, fields, self.reactor.seconds())
-        if self.meta.get(name) != payload:  # retained: publish again only when it changed
-            self.meta[name] = payload
-            self.publish(topics.meta_topic(self.mqtt.prefix, name), payload, retain=True)
+        self._run(self.presence.described(name, fields))
         self._schedule_polls()
-
-    def _republish_descriptions(self) -> None:
-        """After a (re)connection to the broker: a broker without persistence forgot them."""
-        for name in list(self.descriptions):
-            self.publish(topics.state_topic(self.mqtt.prefix, name), b"online", retain=True)
-            if name in self.meta:
-                self.publish(topics.meta_topic(self.mqtt.prefix, name), self.meta[name], retain=True)
 
     def _on_samples(self, event, details=None):
         uri = getattr(details, "topic", None) or ""
@@ -281,10 +270,7 @@ class Adapter:
             log.warn("{why}", why=str(exc))
             return
         self.node.counters.published += count
-        data = event.get("data") or {}
-        if (not set(data) <= self.meta_fields.get(name, set())
-                and time.monotonic() - self._meta_asked.get(name, -1e9) > META_REFRESH_INTERVAL):
-            self._describe(name)
+        self._run(self.presence.samples_seen(name, event.get("data") or {}, self.reactor.seconds()))
 
     # -- polling nodes that publish no live samples -------------------------------------------
     def _cancel_poll_timer(self) -> None:
@@ -322,8 +308,8 @@ class Adapter:
         counters = self.node.counters
         counters.polls += 1
         try:
-            reply = yield call(session, self.settings, wire.node_procedure(poll.node, "get_data"),
-                               *poll.args(), timeout=self.poll_settings.timeout)
+            reply = yield self._call(session, wire.node_procedure(poll.node, wire.GET_DATA),
+                                     *poll.args(), timeout=self.poll_settings.timeout)
             times, columns = poll_mod.reply_rows(reply, poll.timeline, poll.fields)
         except Exception as exc:  # an error, a timeout, a malformed answer: this node waits
             counters.poll_errors += 1
@@ -355,9 +341,9 @@ class Adapter:
         if self.session is None:
             return
         now = self.reactor.seconds()
-        for name in list(self.descriptions):
+        for name in list(self.presence.descriptions):
             if name != self.node.name and self.poller.quiet(name, now, FIELDS_REFRESH_INTERVAL):
-                self._describe(name)
+                self._run(self.presence.describe(name, now))
 
     # -- RPC --------------------------------------------------------------------------------
     @defer.inlineCallbacks
@@ -371,8 +357,8 @@ class Adapter:
             request = topics.parse_rpc_request(payload, self.settings.base_uri, self.mqtt.rpc_allow)
             if self.session is None:
                 raise InvalidArgument("datasock is not connected to its router; try again")
-            result = yield call(self.session, self.settings, request.procedure, *request.args,
-                                **request.kwargs)
+            result = yield self._call(self.session, request.procedure, *request.args,
+                                      **request.kwargs)
             reply = topics.rpc_result(request_id, wire.to_wire(result))
         except ApplicationError as exc:
             counters.rpc_errors += 1
@@ -403,13 +389,10 @@ class Adapter:
         """Say we are going (a clean disconnect suppresses the will), then disconnect."""
         self.stopping = True
         self._cancel_poll_timer()
+        info = None
         if self.bridge_out and self.connected.is_set():
-            for name in list(self.descriptions):
-                self.publish(topics.state_topic(self.mqtt.prefix, name), b"offline", retain=True)
-            info = self.client.publish(topics.adapter_state_topic(self.mqtt.prefix), b"offline",
-                                       qos=1, retain=True)
-        else:
-            info = None
+            for action in self.presence.stopping():   # the adapter's own $state comes last
+                info = self.publish(action.topic, action.payload, qos=action.qos, retain=action.retain)
 
         def stop():
             if info is not None:
@@ -420,6 +403,13 @@ class Adapter:
             self.client.disconnect()
             self.client.loop_stop()
         return threads.deferToThread(stop)
+
+    def _every(self, interval: float, f) -> task.LoopingCall:
+        loop = task.LoopingCall(f)
+        loop.clock = self.reactor
+        loop.start(interval, now=False).addErrback(
+            lambda failure: log.failure("adapter: a periodic task stopped", failure=failure))
+        return loop
 
     def start(self) -> defer.Deferred:
         """Run until the reactor stops; fires when both WAMP sessions are done."""
@@ -433,9 +423,9 @@ class Adapter:
         self.start_mqtt()
         self.reactor.addSystemEventTrigger("before", "shutdown", self.stop_mqtt)
         if self.bridge_out:  # one adapter per broker owns datasock/$adapter/*
-            task.LoopingCall(self.publish_stats).start(STATS_INTERVAL, now=False)
+            self._every(STATS_INTERVAL, self.publish_stats)
             if self.poll_settings.enabled:
-                task.LoopingCall(self._refresh_polled).start(FIELDS_REFRESH_INTERVAL, now=False)
+                self._every(FIELDS_REFRESH_INTERVAL, self._refresh_polled)
         done = [self.runner.start()]
         if consumer is not None:
             comp = component(self.settings, consumer)

@@ -8,11 +8,10 @@ here lifts that limit, so a QoS 1/2 message the broker accepted is delivered.
 from __future__ import annotations
 
 import getpass
-import ipaddress
 import shutil
-import sys
 from pathlib import Path
 
+from ..exposure import is_loopback
 from ..settings import Settings
 from .config import MqttSettings
 
@@ -49,15 +48,6 @@ def broker_config(host: str, port: int, persistence_dir: Path | None = None,
     return "\n".join(lines) + "\n"
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def mosquitto_binary() -> str | None:
     found = shutil.which("mosquitto")
     if found:
@@ -91,20 +81,15 @@ def embedded_broker_plan(broker_answers: bool, mqtt: MqttSettings,
     return True, f"mqtt    no broker answered at {where}: starting an embedded Mosquitto there"
 
 
-def up_children(settings: Settings, mqtt: MqttSettings) -> tuple[list, list[str]]:
-    """The children ``datasock up`` adds for MQTT, and lines to print.
+def embedded_broker(settings: Settings, mqtt: MqttSettings) -> tuple[list[str] | None, str]:
+    """The command of the broker ``datasock up`` starts (None: it starts none), and what to say.
 
-    Call after the router child: ``[mosquitto (only when needed), adapter]``.
+    Writes the embedded broker's config when one is to start.
     """
     from ..procutil import port_open
-    from ..supervisor import Child
 
     binary = mosquitto_binary()
     start, message = embedded_broker_plan(port_open(mqtt.url.host, mqtt.url.port), mqtt, binary)
-    children = []
-    if start:
-        conf = write_embedded_config(settings, mqtt)
-        children.append(Child("mosquitto", [binary, "-c", str(conf)],
-                              ready=lambda: port_open(mqtt.url.host, mqtt.url.port)))
-    children.append(Child("mqtt", [sys.executable, "-m", "datasock", "mqtt"]))
-    return children, [message]
+    if not start:
+        return None, message
+    return [binary, "-c", str(write_embedded_config(settings, mqtt))], message

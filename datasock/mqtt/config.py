@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Mapping
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
-from ..errors import InvalidArgument
-from ..settings import Setting, parse_settings
-from .. import wire
+from ..settings import Group, Setting, bounded, parse_flag, parse_node_name, parse_words
 from .poll import PollSettings
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
@@ -25,6 +23,14 @@ class BrokerAddress:
     def url(self) -> str:
         """The address without credentials, for logs."""
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+    def masked(self) -> str:
+        """The address as ``datasock config`` shows it: a password in it as ``***``."""
+        if not self.username and not self.password:
+            return self.url
+        user = quote(self.username or "", safe="")
+        password = ":***" if self.password else ""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{password}@{self.host}:{self.port}"
 
 
 def parse_broker_url(text: str) -> BrokerAddress:
@@ -55,8 +61,11 @@ def _protocol(text: str) -> int:
     return versions[text]
 
 
-def _words(text: str) -> tuple[str, ...]:
-    return tuple(w for w in text.replace(",", " ").split() if w)
+def _show_protocol(version: int) -> str:
+    return {4: "3.1.1", 5: "5"}[version]
+
+
+_words = parse_words
 
 
 def _topic_prefix(text: str) -> str:
@@ -83,47 +92,26 @@ def _capacity(text: str) -> int:
     return value
 
 
-def _on_off(text: str) -> bool:
-    words = {"on": True, "true": True, "1": True, "yes": True,
-             "off": False, "false": False, "0": False, "no": False}
-    if text.lower() not in words:
-        raise ValueError("must be on or off")
-    return words[text.lower()]
-
-
-def _node_name(text: str) -> str:
-    try:
-        return wire.check_node_name(text)
-    except InvalidArgument as exc:
-        raise ValueError(str(exc)) from None
+def _on_off(value: bool) -> str:
+    return "on" if value else "off"
 
 
 def _node_names(text: str) -> tuple[str, ...]:
-    return tuple(_node_name(name) for name in _words(text))
+    return tuple(parse_node_name(name) for name in _words(text))
 
 
-def _bounded(low: float, high: float, kind=float):
-    """A parser of a number in (low, high] (``kind`` int or float)."""
-    def parse(text: str):
-        value = kind(text)
-        if not (low < value <= high):
-            raise ValueError(f"must be > {low:g} and <= {high:g}")
-        return value
-    return parse
-
-
-SETTINGS: tuple[Setting, ...] = (
+SETTINGS = Group("mqtt", "The MQTT adapter (datasock mqtt, datasock node mqtt)", (
     Setting("DATASOCK_MQTT_URL", "url", "mqtt://127.0.0.1:1883",
             "MQTT broker of the adapter: mqtt://host:port, or mqtts:// for TLS. When nothing "
             "answers at a loopback address, `datasock up` starts an embedded Mosquitto there.",
-            parse_broker_url),
+            parse_broker_url, show=BrokerAddress.masked),
     Setting("DATASOCK_MQTT_USERNAME", "username", None,
             "MQTT user name (overrides one given in DATASOCK_MQTT_URL)."),
     Setting("DATASOCK_MQTT_PASSWORD", "password", None, "MQTT password."),
     Setting("DATASOCK_MQTT_CA", "ca_file", None,
             "CA bundle that verifies an mqtts:// broker (default: the system's)."),
     Setting("DATASOCK_MQTT_PROTOCOL", "protocol", "5",
-            "MQTT protocol version the adapter speaks: 5 or 3.1.1.", _protocol),
+            "MQTT protocol version the adapter speaks: 5 or 3.1.1.", _protocol, show=_show_protocol),
     Setting("DATASOCK_MQTT_PREFIX", "prefix", "datasock",
             "First topic level of everything the adapter publishes and of its RPC topics.",
             _topic_prefix),
@@ -133,12 +121,12 @@ SETTINGS: tuple[Setting, ...] = (
             "Topic filters (space or comma separated) whose messages become fields of the "
             "MQTT-fed node, e.g. 'datasock/in/# /sensor/#'.", _patterns),
     Setting("DATASOCK_MQTT_NODE", "node", "mqtt",
-            "Name of the data node serving the fields fed over MQTT.", _node_name),
+            "Name of the data node serving the fields fed over MQTT.", parse_node_name),
     Setting("DATASOCK_MQTT_BUFFER", "capacity", "86400",
             "Samples kept per MQTT-fed field (oldest dropped first).", _capacity),
     Setting("DATASOCK_MQTT_RECORD", "record", "off",
             "on: also record the MQTT-fed values in $DATASOCK_HOME/mqtt/<node>.jsonl, so the "
-            "node's buffers survive a restart.", _on_off),
+            "node's buffers survive a restart.", parse_flag, show=_on_off),
     Setting("DATASOCK_MQTT_RPC_ALLOW", "rpc_allow",
             "consumer.get_data_node consumer.*.get_fields consumer.*.get_data",
             "Procedures (suffixes of DATASOCK_BASE_URI, shell-style wildcards) an MQTT client "
@@ -148,26 +136,26 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DATASOCK_MQTT_POLL", "poll", "on",
             "on: poll the nodes that publish no live samples (sisock's DataNodeServers, "
             "archives) with get_data at their timelines' interval, so their new samples reach "
-            "MQTT too; off: only live samples are published.", _on_off),
+            "MQTT too; off: only live samples are published.", parse_flag, show=_on_off),
     Setting("DATASOCK_MQTT_POLL_SKIP", "poll_skip", None,
             "Names of nodes (space or comma separated) never polled.", _node_names),
     Setting("DATASOCK_MQTT_POLL_MIN_PERIOD", "poll_min_period", "1",
             "Seconds: no timeline is polled more often than this, whatever its interval "
-            "(up to 3600).", _bounded(0.0, 3600.0)),
+            "(up to 3600).", bounded(0.0, 3600.0)),
     Setting("DATASOCK_MQTT_POLL_RATE", "poll_rate", "10",
             "Polls started per second at most, all nodes together (up to 1000).",
-            _bounded(0.0, 1000.0)),
+            bounded(0.0, 1000.0)),
     Setting("DATASOCK_MQTT_POLL_CONCURRENCY", "poll_concurrency", "4",
             "Polls in flight at once at most, all nodes together; each node has at most one "
-            "(1 to 64).", _bounded(0, 64, int)),
+            "(1 to 64).", bounded(0, 64, int)),
     Setting("DATASOCK_MQTT_POLL_TIMEOUT", "poll_timeout", "10",
             "Seconds a poll may take; a node that fails or times out is polled again after a "
-            "wait doubling from 1 s to 60 s (up to 600).", _bounded(0.0, 600.0)),
+            "wait doubling from 1 s to 60 s (up to 600).", bounded(0.0, 600.0)),
     Setting("DATASOCK_MQTT_POLL_BACKLOG", "poll_backlog", "600",
             "Seconds: after a pause (the router away, a failing node) polls catch up on at most "
             "this much data; older samples are not published (up to 86400).",
-            _bounded(0.0, 86400.0)),
-)
+            bounded(0.0, 86400.0)),
+))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,4 +197,4 @@ def poll_settings(mqtt: MqttSettings) -> PollSettings:
 
 
 def load(environ: Mapping[str, str] | None = None) -> MqttSettings:
-    return MqttSettings(**parse_settings(SETTINGS, environ))
+    return MqttSettings(**SETTINGS.parse(environ))

@@ -12,8 +12,7 @@ import math
 import re
 from typing import Any, Iterator, Mapping, Sequence
 
-import orjson
-
+from .. import wire
 from ..errors import InvalidArgument
 
 #: a Unix time above this is taken to be in milliseconds (JavaScript's Date.now())
@@ -125,17 +124,16 @@ def rpc_response_topic(prefix: str, request_id: str) -> str:
 
 def dumps(value: Any) -> bytes:
     """JSON for MQTT payloads; NaN and infinities become null (JSON has neither)."""
+    import orjson  # datasock[mqtt]; not at the top: `datasock config` checks topic filters without it
+
     return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 # -- out: live samples ------------------------------------------------------------------------
 def node_of_samples_topic(uri: str, base_uri: str) -> str | None:
-    """The node name in ``<base>.consumer.<node>.samples``, or None."""
-    head, tail = f"{base_uri}.consumer.", ".samples"
-    if not (uri.startswith(head) and uri.endswith(tail)):
-        return None
-    node = uri[len(head):-len(tail)]
-    return node if node and "." not in node else None
+    """The node name in ``<base>.consumer.<node>.samples`` (:func:`wire.samples_topic`), or None."""
+    head = base_uri + "."
+    return wire.node_of_samples_topic(uri[len(head):]) if uri.startswith(head) else None
 
 
 def sample_messages(prefix: str, node: str, event: Any) -> Iterator[tuple[str, bytes]]:
@@ -227,6 +225,8 @@ def parse_payload(field: str, payload: bytes, now: float) -> list[tuple[str, flo
         raise Malformed(f"{field}: payload is not UTF-8 text") from None
     if not text.strip():
         raise Malformed(f"{field}: empty payload")
+    import orjson
+
     try:
         doc = orjson.loads(text)
     except orjson.JSONDecodeError:
@@ -261,6 +261,8 @@ class RpcRequest:
 
 def parse_rpc_request(payload: bytes, base_uri: str, allow: Sequence[str]) -> RpcRequest:
     """Validate an RPC request; InvalidArgument says what is wrong (sent back as the error)."""
+    import orjson
+
     try:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError:
@@ -305,6 +307,8 @@ def rpc_allowed(procedure: str, allow: Sequence[str]) -> bool:
 
 def rpc_request_id(payload: bytes) -> str | None:
     """The request's id when it is usable for a response topic, even in a bad request."""
+    import orjson
+
     try:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Mapping
 
-from ..settings import MIB, Setting, parse_settings, parse_positive_float
+from ..settings import MIB, Group, Setting, parse_node_name, parse_positive_float, value_text
 
 
 def _megabytes(text: str) -> int:
@@ -18,18 +18,22 @@ def _megabytes(text: str) -> int:
     return int(value * MIB)
 
 
-SETTINGS: tuple[Setting, ...] = (
+def _show_megabytes(value: int) -> str:
+    return value_text(value / MIB)
+
+
+SETTINGS = Group("ocs", "The OCS feeds node (datasock node ocs)", (
     Setting("DATASOCK_OCS_NODE_NAME", "node_name", "ocs",
-            "Name of the data node serving live OCS feeds."),
+            "Name of the data node serving live OCS feeds.", parse_node_name),
     Setting("DATASOCK_OCS_KEEP", "keep", "21600",
             "Seconds of live OCS feed data the OCS node keeps (memory permitting).",
             parse_positive_float),
     Setting("DATASOCK_OCS_MAX_MB", "max_bytes", "256",
-            "Memory (MiB) the OCS node's buffers may take in all.", _megabytes),
+            "Memory (MiB) the OCS node's buffers may take in all.", _megabytes, show=_show_megabytes),
     Setting("DATASOCK_OCS_HEARTBEAT_TIMEOUT", "heartbeat_timeout", "5",
             "Seconds without a heartbeat after which an OCS agent counts as dead.",
             parse_positive_float),
-)
+))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,11 +45,7 @@ class OCSConfig:
 
 
 def load_config(environ: Mapping[str, str] | None = None) -> OCSConfig:
-    from .. import wire
-
-    values = parse_settings(SETTINGS, environ)
-    wire.check_node_name(values["node_name"])
-    return OCSConfig(**values)
+    return OCSConfig(**SETTINGS.parse(environ))
 
 
 def main(argv=None) -> int:

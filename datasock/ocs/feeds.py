@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..archive.hkfile import full_name, timeline_name
+from ..hknames import full_name, timeline_name
 from ..errors import InvalidArgument
 
 HEARTBEAT_FEED = "heartbeat"

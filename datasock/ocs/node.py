@@ -102,34 +102,30 @@ class OCSRunner(NodeRunner):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``datasock node ocs``: serve every OCS feed until interrupted."""
     import argparse
 
-    from .. import runtime, settings as settings_mod
-    from ..errors import DatasockError
+    from .. import runtime
+    from ..errors import EXIT_USAGE
     from . import load_config
 
     argparse.ArgumentParser(prog="datasock node ocs",
                             description="Serve every OCS feed under the OCS address root as fields."
                             ).parse_args(argv)
-    try:
-        settings: Settings = settings_mod.load()
-        config = load_config()
-    except DatasockError as exc:
-        print(f"datasock: {exc}", file=sys.stderr)
-        return 2
-    runtime.start_logging(settings.log_level)
-    store = FeedStore(config.keep, config.max_bytes, config.heartbeat_timeout)
-    node = OCSNode(store, settings.ocs_root, config.node_name)
-    code = []
 
-    async def run(reactor):
-        runner = OCSRunner(node, settings)
-        await runner.start()
-        if runner.stopped_by_duplicate:
-            code.append(2)
+    def program(settings: Settings, config) -> None:
+        store = FeedStore(config.keep, config.max_bytes, config.heartbeat_timeout)
+        node = OCSNode(store, settings.ocs_root, config.node_name)
 
-    runtime.react(run)
-    return code[0] if code else 0
+        async def run(reactor):
+            runner = OCSRunner(node, settings)
+            await runner.start()
+            if runner.stopped_by_duplicate:
+                raise SystemExit(EXIT_USAGE)
+
+        runtime.react(run, prog="datasock node ocs")
+
+    return runtime.run_program("datasock node ocs", program, lambda settings: load_config())
 
 
 if __name__ == "__main__":

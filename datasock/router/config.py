@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ..deploy import exposure
+from .. import exposure
 from ..errors import InvalidArgument
 from ..settings import Settings
 

@@ -10,7 +10,7 @@ import sys
 import crochet
 import pytest
 
-from datasock.devstack import REPO, Proc, Stack, wait_until  # noqa: F401 (used by the test modules)
+from datasock.testing.devstack import REPO, Proc, Stack, wait_until  # noqa: F401 (used by the test modules)
 
 crochet.setup()
 
@@ -35,7 +35,7 @@ def shared_stack(tmp_path_factory):
 @pytest.fixture
 def mq(broker):
     """An MQTT client of the module's ``broker`` fixture, collecting what it receives."""
-    from datasock.mqtt.testing import Collector
+    from datasock.testing.mqtt import Collector
 
     c = Collector(broker.port)
     yield c

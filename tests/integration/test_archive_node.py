@@ -7,7 +7,7 @@ import sys
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
-from datasock import state
+from datasock import secretstore
 from datasock.archive import load_config
 from datasock.archive.db import Index
 from datasock.archive.scanner import scan_once
@@ -49,7 +49,7 @@ def archive(shared_stack, tmp_path_factory):
     wait_until(lambda: NODE in shared_stack.node_names() or not node.alive(), 60, what="archive node")
     assert node.alive(), node.output()
     session = wamp.connect(shared_stack.settings, "consumer",
-                           state.load_secrets(shared_stack.settings.home)["consumer"])
+                           secretstore.load_secrets(shared_stack.settings.home)["consumer"])
     yield {"env": env, "paths": paths, "index": index, "session": session, "node": node}
     wamp.leave(session)
     node.stop()

@@ -333,3 +333,18 @@ def test_scanner_keeps_indexing_and_stops_on_sigterm(tmp_path):
     output = (tmp_path / "scan.log").read_text()
     assert "bad.g3: unreadable after 0 frames" in output, output
     assert "Traceback" not in output
+
+
+def test_summaries_in_mariadb_answer_long_spans_like_raw_m4(mariadb, index):
+    from datasock.datanodes.reply import data_reply
+
+    for h in range(4):
+        write_hk_file(f"{data_dir(mariadb)}/{int(T0 + h * 3600)}.g3", T0 + h * 3600)
+    scan_once(index, data_dir(mariadb))
+    names = [field(1), field(2), f"{FEED}.label", f"{FEED}.on", f"{OTHER}.gauge_1"]
+    start, end = T0 + 17.5, T0 + 4 * 3600 - 3
+    node = ArchiveNode(index)
+    got = data_reply(node.get_data(names, start, end, 600.0), names, start, end, 600.0, 1 << 40)
+    assert node.last_plan["summary"] >= 4 and node.cache.misses <= 2
+    raw = data_reply(ArchiveNode(index).get_data(names, start, end), names, start, end, 600.0, 1 << 40)
+    assert got == raw and 1e6 in got["data"][field(1)]

@@ -10,7 +10,7 @@ import time
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
-from datasock import state
+from datasock import secretstore
 
 from . import wamp
 from .conftest import start_test_node, wait_until
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 
 def creds(stack, user):
-    return user, state.load_secrets(stack.settings.home)[user]
+    return user, secretstore.load_secrets(stack.settings.home)[user]
 
 
 def uri(stack, suffix):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from datasock import state
+from datasock import secretstore
 
 
 def _admin():
@@ -65,7 +65,7 @@ def _run(env: dict, *args: str) -> subprocess.CompletedProcess:
 def _stack_files(root: Path) -> dict:
     """A state dir with secrets, a Grafana dir with a live-looking SQLite db, a Node-RED dir."""
     home, grafana, nodered = root / "home", root / "grafana", root / "node-red"
-    secrets = state.ensure_secrets(home)
+    secrets = secretstore.ensure_secrets(home)
     (home / "hub").mkdir()
     (home / "hub" / "registry.json").write_text('{"nodes": {"sim": 1}}')
     (home / "crossbar").mkdir()
@@ -87,8 +87,8 @@ def _stack_files(root: Path) -> dict:
 def _check_restored(env: dict, secrets: dict, fresh: bool = True) -> None:
     home, grafana, nodered = (Path(env[k]) for k in ("DATASOCK_HOME", "DATASOCK_GRAFANA_DATA",
                                                       "DATASOCK_NODERED_DATA"))
-    assert state.load_secrets(home) == secrets
-    assert stat.S_IMODE(state.secrets_path(home).stat().st_mode) == 0o600
+    assert secretstore.load_secrets(home) == secrets
+    assert stat.S_IMODE(secretstore.secrets_path(home).stat().st_mode) == 0o600
     assert (home / "hub" / "registry.json").read_text() == '{"nodes": {"sim": 1}}'
     # a stale process id is not restored (into a fresh place) nor removed (in place)
     assert (home / "crossbar" / "node.pid").exists() != fresh

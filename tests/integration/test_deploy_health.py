@@ -8,15 +8,15 @@ import sys
 
 import pytest
 
-from datasock import state
-from datasock.devstack import Stack, wait_until
+from datasock import secretstore, tls
+from datasock.testing.devstack import Stack, wait_until
 from datasock.procutil import free_port
 
 
 @pytest.fixture(scope="module")
 def exposed_stack(tmp_path_factory):
     s = Stack(tmp_path_factory.mktemp("exposed"), CROSSBAR_LISTEN="0.0.0.0")
-    state.ensure_secrets(s.settings.home)   # what `datasock init` provisions
+    secretstore.ensure_secrets(s.settings.home)   # what `datasock init` provisions
     s.start_router()
     s.start_hub()
     yield s
@@ -44,7 +44,7 @@ def test_hub_and_node_checks(exposed_stack):
 
 def test_hub_check_fails_without_a_router(tmp_path):
     lone = Stack(tmp_path)
-    state.ensure_secrets(lone.settings.home)
-    state.ensure_certificate(lone.settings.home, lone.settings.crossbar_host)
+    secretstore.ensure_secrets(lone.settings.home)
+    tls.ensure_certificate(lone.settings.home, lone.settings.crossbar_host)
     out = _health(lone, "hub")
     assert out.returncode == 1 and "cannot reach the router" in out.stderr

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from datasock import state
+from datasock import secretstore
 
 SISOCK_PUBLISHED = "Q5#x4%HCmgTsS!Pj"
 
@@ -18,17 +18,17 @@ def _datasock(env: dict, *args: str) -> subprocess.CompletedProcess:
 def test_router_on_all_interfaces_without_provisioned_secrets_does_not_start(tmp_path):
     home = tmp_path / "home"
     out = _datasock({"DATASOCK_HOME": str(home), "CROSSBAR_LISTEN": "0.0.0.0"}, "router")
-    assert out.returncode == 1
+    assert out.returncode == 2  # a configuration error (docs/cli.rst, "Exit status")
     assert "refuses to start beyond loopback" in out.stderr and "datasock init" in out.stderr
-    assert not state.secrets_path(home).exists() and not (home / "crossbar").exists()
+    assert not secretstore.secrets_path(home).exists() and not (home / "crossbar").exists()
 
 
 def test_router_on_all_interfaces_refuses_sisocks_published_secret(tmp_path):
     home = tmp_path / "home"
-    state.ensure_secrets(home)
+    secretstore.ensure_secrets(home)
     out = _datasock({"DATASOCK_HOME": str(home), "CROSSBAR_LISTEN": "0.0.0.0",
                      "WAMP_USER": "old_node", "WAMP_SECRET": SISOCK_PUBLISHED}, "router")
-    assert out.returncode == 1 and "published default" in out.stderr
+    assert out.returncode == 2 and "published default" in out.stderr
 
 
 def test_bridge_on_all_interfaces_without_auth_does_not_start(tmp_path):

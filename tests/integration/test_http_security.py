@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from datasock import state
+from datasock import tls
 from datasock.http_bridge.config import secret_path
 from datasock.procutil import free_port
 
@@ -51,7 +51,7 @@ def test_basic_auth_with_secret_from_env(shared_stack, node):
 
 def test_tls(shared_stack, node):
     home = shared_stack.settings.home
-    cert, key = state.cert_path(home), state.key_path(home)  # the router's, issued for 127.0.0.1
+    cert, key = tls.cert_path(home), tls.key_path(home)  # the router's, issued for 127.0.0.1
     port = free_port()
     proc = shared_stack.spawn("http-tls", [__import__("sys").executable, "-m", "datasock", "http"],
                               {"DATASOCK_HTTP_PORT": str(port), "DATASOCK_HTTP_TLS_CERT": str(cert),

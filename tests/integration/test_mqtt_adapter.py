@@ -10,8 +10,10 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from datasock.mqtt.testing import Collector, Mosquitto
+from datasock import secretstore
+from datasock.testing.mqtt import Collector, Mosquitto
 
+from . import wamp
 from .conftest import start_test_node, wait_until
 
 LIVE = "mqlive"
@@ -126,11 +128,41 @@ def test_every_payload_form(shared_stack, adapter, mq):
 
 
 def test_fed_values_are_published_live_on_wamp_and_not_echoed(shared_stack, adapter, mq):
-    mq.subscribe("datasock/mqtt/#")
-    mq.publish("datasock/in/echo", "1").wait_for_publish(5)
-    wait_until(lambda: get_rows(shared_stack, "mqtt", "echo"), 15, what="echo stored")
-    time.sleep(1)
-    assert not [m for m in mq.drain() if m.topic == "datasock/mqtt/echo"]
+    """A value fed over MQTT goes out live on WAMP, and not back to MQTT.
+
+    Proof that no echo is still on its way: the router hands its events to every subscriber
+    in one order, the adapter turns them into MQTT messages in that order, and the broker
+    keeps one client's order. So once a sample of the live node that the router sent after
+    the fed value has come out on MQTT, an echo of the fed value would have come out first.
+    """
+    fed, live = (shared_stack.settings.uri(f"consumer.{name}.samples") for name in ("mqtt", LIVE))
+    session = wamp.connect(shared_stack.settings, "consumer",
+                           secretstore.load_secrets(shared_stack.settings.home)["consumer"])
+    try:
+        wamp.subscribe(session, fed)
+        wamp.subscribe(session, live)
+        mq.subscribe("datasock/mqtt/#")
+        mq.subscribe(f"datasock/{LIVE}/count")
+        mq.publish("datasock/in/echo", "1").wait_for_publish(5)
+
+        def live_sample_sent_after_the_fed_value():
+            events = [(topic, args[0]) for topic, args, _ in list(session.events)]
+            fed_at = [i for i, (topic, event) in enumerate(events)
+                      if topic == fed and event["data"].get("echo") == [1.0]]
+            later = [event["t"][0] for topic, event in events[fed_at[0] + 1:] if topic == live] if fed_at else []
+            return later[0] if later else None
+        marker = wait_until(live_sample_sent_after_the_fed_value, 15,
+                            what=f"the fed value live on WAMP, then a sample of {LIVE}")
+
+        echoed = []
+        while True:
+            message = mq.wait_for(lambda m: True)
+            echoed += [message.payload] if message.topic == "datasock/mqtt/echo" else []
+            if message.topic == f"datasock/{LIVE}/count" and _json(message)["t"] >= marker:
+                break
+        assert echoed == []
+    finally:
+        wamp.leave(session)
 
 
 def test_rpc_mqtt5_response_topic_and_311_id_topic(adapter, mq, broker):
@@ -242,16 +274,17 @@ def test_node_only_mode_mqtt311_records_across_restart(shared_stack, broker, mq)
 
 def test_up_starts_an_embedded_broker_only_when_none_answers(tmp_path, broker):
     from datasock import settings as settings_mod
-    from datasock.mqtt import broker as broker_mod, config
+    from datasock.cli import mqtt_children_of_up
+    from datasock.mqtt import config
     from datasock.procutil import free_port, port_open, wait_for_port
 
     settings = settings_mod.load({"DATASOCK_HOME": str(tmp_path / "home")})
-    children, said = broker_mod.up_children(settings, config.load({"DATASOCK_MQTT_URL": broker.url}))
+    children, said = mqtt_children_of_up(settings, config.load({"DATASOCK_MQTT_URL": broker.url}))
     assert [c.name for c in children] == ["mqtt"] and "using the broker" in said[0]
 
     port = free_port()
     mqtt = config.load({"DATASOCK_MQTT_URL": f"mqtt://127.0.0.1:{port}"})
-    children, said = broker_mod.up_children(settings, mqtt)
+    children, said = mqtt_children_of_up(settings, mqtt)
     assert [c.name for c in children] == ["mosquitto", "mqtt"] and "embedded" in said[0]
     assert not children[0].ready()
     proc = __import__("subprocess").Popen(children[0].argv)
@@ -299,10 +332,10 @@ def test_router_restart_adapter_comes_back(shared_stack, adapter, broker):
 def test_tls_and_password(shared_stack, tmp_path):
     import subprocess
 
-    from datasock import state
+    from datasock import tls
 
-    state.ensure_certificate(tmp_path, "127.0.0.1")
-    crt, key = state.cert_path(tmp_path), state.key_path(tmp_path)
+    tls.ensure_certificate(tmp_path, "127.0.0.1")
+    crt, key = tls.cert_path(tmp_path), tls.key_path(tmp_path)
     passwords = tmp_path / "passwords"
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "lab", "pa ss:word"], check=True)
     secure = Mosquitto(tmp_path / "tls", extra=f"certfile {crt}\nkeyfile {key}\n"
@@ -343,7 +376,7 @@ def test_a_pull_only_sisock_node_reaches_mqtt(tmp_path):
     ``$meta`` lists the field. A pushing node beside it is not polled (nothing twice), and
     a node named in DATASOCK_MQTT_POLL_SKIP is not polled at all.
     """
-    from datasock.devstack import Stack
+    from datasock.testing.devstack import Stack
 
     s = Stack(tmp_path, WAMP_USER="server", WAMP_SECRET="a-sisock-era-secret-for-mqtt")
     own_broker = Mosquitto(tmp_path / "mosquitto").start()

@@ -1,13 +1,13 @@
 """The broker configuration datasock ships (``datasock up`` with its embedded broker is in test_up.py)."""
 from __future__ import annotations
 
-from datasock.mqtt.testing import Collector
+from datasock.testing.mqtt import Collector
 from datasock.procutil import free_port
 
 
 def test_shipped_broker_config_runs(tmp_path):
     """docker/mosquitto/mosquitto.conf is a config Mosquitto accepts (port and paths moved)."""
-    from datasock.mqtt.testing import Mosquitto
+    from datasock.testing.mqtt import Mosquitto
     from .conftest import REPO
 
     port = free_port()

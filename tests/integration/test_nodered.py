@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from datasock.mqtt.testing import Mosquitto
+from datasock.testing.mqtt import Mosquitto
 
 from .conftest import REPO, wait_until
 

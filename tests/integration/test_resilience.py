@@ -6,7 +6,7 @@ import signal
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
-from datasock import state
+from datasock import secretstore
 
 from . import wamp
 from .conftest import start_test_node, wait_until
@@ -32,7 +32,7 @@ def test_hub_restart_rebuilds_registry_without_restarting_nodes(stack):
     late = start_test_node(stack, "late")
 
     # nobody else may take over the hub's procedures meanwhile (exact permission beats prefix)
-    secret = state.load_secrets(stack.settings.home)["datanode"]
+    secret = secretstore.load_secrets(stack.settings.home)["datanode"]
     intruder = wamp.connect(stack.settings, "datanode", secret)
     try:
         with pytest.raises(ApplicationError) as err:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import crochet
 import pytest
 
-from datasock import state
+from datasock import secretstore
 
 from . import wamp
 from .conftest import Stack, start_test_node, wait_until
@@ -68,7 +68,7 @@ def test_sisock_node_and_consumer_work_unchanged(sisock_stack):
         # a sisock-style consumer (JSON, WAMP-CRA) reads a datasock node, min_stride as a keyword
         start_test_node(sisock_stack, "ramp")
         wait_until(lambda: "ramp" in sisock_stack.node_names(), 30, what="ramp listed")
-        consumer = wamp.connect(s, "consumer", state.load_secrets(s.home)["consumer"], serializer="json")
+        consumer = wamp.connect(s, "consumer", secretstore.load_secrets(s.home)["consumer"], serializer="json")
         listing = wamp.call(consumer, f"{BASE}.consumer.get_data_node")
         assert {"oldnode", "ramp"} <= {n["name"] for n in listing}
         assert all({"name", "description"} <= set(n) for n in listing)

@@ -13,7 +13,7 @@ import pytest
 import requests
 from autobahn.wamp.exception import ApplicationError
 
-from datasock.devstack import SISOCK_DIR
+from datasock.testing.devstack import SISOCK_DIR
 from datasock.procutil import free_port
 
 from . import wamp

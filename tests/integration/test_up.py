@@ -12,7 +12,7 @@ import psutil
 import pytest
 import requests
 
-from datasock.mqtt.testing import Collector
+from datasock.testing.mqtt import Collector
 from datasock.procutil import free_port, port_open
 
 from .conftest import wait_until

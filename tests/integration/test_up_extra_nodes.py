@@ -8,7 +8,7 @@ import signal
 import psutil
 import pytest
 
-from datasock.devstack import SISOCK_DIR, Stack
+from datasock.testing.devstack import SISOCK_DIR, Stack
 from datasock.procutil import free_port
 
 from .conftest import wait_until

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import so3g
 
-from datasock.archive import hkfile, load_config, sample, schema
+from datasock.archive import demo, hkfile, load_config, schema
 from datasock.archive.db import Index
 from datasock.archive.node import ArchiveNode
 from datasock.archive.scanner import find_files, scan_once
@@ -69,8 +69,8 @@ def test_sample_archive_scanned_into_sqlite(tmp_path):
     env = {"DATASOCK_HOME": str(tmp_path / "home")}
     config = load_config(env)
     now = time.time()
-    written = sample.write_sample_archive_once(config.data_directory, hours=2)
-    assert len(written) == 2 and sample.write_sample_archive_once(config.data_directory) == []
+    written = demo.write_sample_archive_once(config.data_directory, hours=2)
+    assert len(written) == 2 and demo.write_sample_archive_once(config.data_directory) == []
     assert [p for p, _, _ in find_files(config.data_directory)] == sorted(map(str, written))
     index = Index.from_config(config)
     try:

@@ -1,20 +1,24 @@
-"""Tests for datasock.settings, datasock.router.config and datasock.state."""
+"""Tests for datasock.settings, datasock.router.config, datasock.secretstore and datasock.tls."""
 
 import datetime
 import ipaddress
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from datasock import settings as settings_mod
-from datasock import state
+from datasock import secretstore, tls
 from datasock.errors import DatasockError, InvalidArgument
 from datasock.router.config import (REFUSED_ROLE, SISOCK_USERS, WATCH_CLASS, WATCH_ROLE, crossbar_config,
                                     roles, wampcra_users)
-from datasock.settings import MIB, SETTINGS, load, settings_table_rst
+from datasock.docgen import settings_table_rst
+from datasock.settings import MIB, SETTINGS, load
 
 SECRETS = {"hub": "hub-secret", "datanode": "node-secret", "consumer": "consumer-secret"}
 
@@ -157,7 +161,7 @@ def test_uri_and_urls():
 
 
 def test_settings_table_rst_lists_every_setting():
-    rst = settings_table_rst()
+    rst = settings_table_rst(SETTINGS)
     assert rst.startswith(".. list-table::") and rst.endswith("\n")
     rows = rst.split("   * - ")[1:]
     assert len(rows) == len(SETTINGS) + 1              # header + one row per setting
@@ -188,13 +192,100 @@ def test_config_command_prints_every_setting_but_not_the_secret(monkeypatch, cap
     out = capsys.readouterr().out
     lines = dict(line.split("=", 1) for line in out.splitlines())
     assert list(lines)[:len(SETTINGS)] == [s.env for s in SETTINGS]
-    # every component's settings follow the core's
-    assert {"DATASOCK_HTTP_PORT", "SQL_HOST", "DATASOCK_MQTT_URL", "DATASOCK_OCS_KEEP"} <= set(lines)
+    # every component's settings follow the core's, each exactly once: the built-in nodes' too
+    assert list(lines) == [s.env for group in settings_mod.all_groups() for s in group]
+    assert {"DATASOCK_HTTP_PORT", "SQL_HOST", "DATASOCK_MQTT_URL", "DATASOCK_OCS_KEEP",
+            "DATASOCK_SIM_SEED", "DATASOCK_HOST_INTERVAL"} <= set(lines)
     assert lines["DATASOCK_HOME"] == str(tmp_path)
     assert lines["CROSSBAR_TLS_PORT"] == "18080"
     assert lines["WAMP_USER"] == "legacy"
     assert lines["WAMP_SECRET"] == "(set)"
     assert "do-not-print-me" not in out
+
+
+def test_config_masks_every_secret_and_urls_passwords(monkeypatch, capsys, tmp_path):
+    from datasock.cli import main
+
+    monkeypatch.setenv("DATASOCK_HOME", str(tmp_path))
+    monkeypatch.setenv("DATASOCK_MQTT_URL", "mqtts://me:hunter2-password@broker.example:8884")
+    monkeypatch.setenv("DATASOCK_MQTT_PASSWORD", "hunter3-password")
+    monkeypatch.setenv("SQL_PASSWD", "hunter4-password")
+    monkeypatch.setenv("DATASOCK_HTTP_SECRET", "hunter5-password")
+    monkeypatch.setenv("DATASOCK_OCS_MAX_MB", "0.5")
+    monkeypatch.setenv("DATASOCK_MQTT_POLL_SKIP", "a,b")
+    monkeypatch.setenv("DATASOCK_MQTT_PROTOCOL", "311")
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert "hunter" not in out
+    lines = dict(line.split("=", 1) for line in out.splitlines())
+    assert lines["DATASOCK_MQTT_URL"] == "mqtts://me:***@broker.example:8884"
+    assert lines["DATASOCK_MQTT_PASSWORD"] == lines["SQL_PASSWD"] == lines["DATASOCK_HTTP_SECRET"] == "(set)"
+    # pasteable: what was set, in the form it is read
+    assert lines["DATASOCK_OCS_MAX_MB"] == "0.5"
+    assert lines["DATASOCK_MQTT_POLL_SKIP"] == "a b"
+    assert lines["DATASOCK_MQTT_PROTOCOL"] == "3.1.1"
+    assert lines["DATASOCK_MQTT_POLL"] == "on" and lines["DATASOCK_SISOCK_LEGACY"] == "0"
+
+
+def test_config_refuses_what_the_component_would(monkeypatch, capsys):
+    from datasock.cli import main
+
+    monkeypatch.setenv("DATASOCK_SIM_SEED", "1.5")
+    assert main(["config"]) == 2
+    assert "DATASOCK_SIM_SEED='1.5'" in capsys.readouterr().err
+
+
+def every_setting():
+    return [(group.name, s) for group in settings_mod.all_groups() for s in group]
+
+
+@pytest.mark.parametrize("group, setting", every_setting(), ids=lambda x: getattr(x, "env", x))
+def test_shown_values_parse_back_to_the_same_value(group, setting):
+    """What `datasock config` prints for a default, pasted back, is the same setting."""
+    if setting.default is None or setting.secret:
+        return  # nothing shown to paste back
+    value = setting.parse(setting.default)
+    assert setting.parse(setting.text(value)) == value
+
+
+def test_every_variable_is_declared_once_and_every_group_is_documented():
+    envs = [s.env for _, s in every_setting()]
+    # SQL_*, SCAN_INTERVAL... are also in the compose .env, but each is read by one component
+    assert len(envs) == len(set(envs))
+    assert [g.name for g in settings_mod.all_groups()] == [name for name, _ in settings_mod.GROUPS]
+    tables = {g.table for g in settings_mod.all_groups()}
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    included = {m for page in docs.glob("*.rst") for m in
+                re.findall(r"_generated/(\w+)\.rst", page.read_text())}
+    assert tables <= included
+
+
+@pytest.mark.parametrize("env", ["WAMP_SECRET", "SQL_PASSWD", "DATASOCK_MQTT_PASSWORD", "DATASOCK_HTTP_SECRET"])
+def test_settings_named_secret_are_secret(env):
+    (setting,) = [s for _, s in every_setting() if s.env == env]
+    assert setting.secret and setting.text("x") == "(set)"
+    assert settings_mod.Setting("MY_PASSWORD", "p", None, "").secret
+
+
+def test_a_bad_secret_is_not_echoed():
+    group = settings_mod.Group("t", "t", (settings_mod.Setting("T_SECRET", "s", None, "", settings_mod.parse_port),))
+    with pytest.raises(InvalidArgument) as info:
+        group.parse({"T_SECRET": "hunter2"})
+    assert "hunter2" not in str(info.value) and "T_SECRET" in str(info.value)
+
+
+@given(st.one_of(st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
+                 st.lists(st.text(alphabet="abc_*.", min_size=1), max_size=4).map(tuple)))
+def test_value_text_reads_back(value):
+    text = settings_mod.value_text(value)
+    if isinstance(value, bool):
+        assert settings_mod.parse_flag(text) is value
+    elif isinstance(value, int):
+        assert int(text) == value
+    elif isinstance(value, float):
+        assert float(text) == value
+    else:
+        assert settings_mod.parse_words(text) == value
 
 
 # == router config =========================================================================
@@ -342,41 +433,20 @@ def test_crossbar_checker_is_not_a_rubber_stamp():
 
 
 # -- permissions ---------------------------------------------------------------------------
-def authorize(permissions, uri, action):
-    """crossbar's static-role rule: the permission with the longest URI that is a prefix
-    of ``uri`` decides (so exact beats prefix and a longer prefix beats a shorter one);
-    when that one is an exact permission for another URI, nothing is allowed.
+# The oracle is crossbar's own static authorizer (the router's RouterRoleStaticAuth), fed the
+# roles of the generated config: each case of the table below is a check of what the real
+# router decides on our configuration.
+def crossbar_role(config, role):
+    from crossbar.router.role import RouterRoleStaticAuth
 
-    Returns (allowed, disclose caller)."""
-    best = None
-    for p in permissions:
-        assert p["match"] in ("exact", "prefix")
-        if uri.startswith(p["uri"]) and (best is None or len(p["uri"]) > len(best["uri"])):
-            best = p
-    if best is None or (best["match"] == "exact" and best["uri"] != uri):
-        return False, False
-    allowed = best["allow"][action]
-    return allowed, bool(allowed and action == "call" and best["disclose"]["caller"])
+    return RouterRoleStaticAuth(None, role, role_permissions(config)[role])
 
 
-def test_evaluator_on_a_toy_role():
-    perms = [
-        {"uri": "a.", "match": "prefix", "allow": {"call": True, "register": False,
-                                                  "publish": False, "subscribe": False},
-         "disclose": {"caller": False, "publisher": False}},
-        {"uri": "a.b.", "match": "prefix", "allow": {"call": False, "register": True,
-                                                    "publish": False, "subscribe": False},
-         "disclose": {"caller": True, "publisher": False}},
-        {"uri": "a.b.c", "match": "exact", "allow": {"call": False, "register": False,
-                                                    "publish": True, "subscribe": False},
-         "disclose": {"caller": False, "publisher": False}},
-    ]
-    assert authorize(perms, "a.x", "call") == (True, False)
-    assert authorize(perms, "a.b.x", "call") == (False, False)       # longer prefix wins
-    assert authorize(perms, "a.b.x", "register") == (True, False)
-    assert authorize(perms, "a.b.c", "register") == (False, False)   # exact wins
-    assert authorize(perms, "a.b.c", "publish") == (True, False)
-    assert authorize(perms, "b.a", "call") == (False, False)
+def authorize(config, role, uri, action):
+    """crossbar's verdict on ``role`` doing ``action`` on ``uri``: (allowed, caller disclosed)."""
+    verdict = crossbar_role(config, role).authorize(None, uri, action, {})
+    assert isinstance(verdict["allow"], bool)
+    return verdict["allow"], bool(verdict["allow"] and action == "call" and verdict["disclose"])
 
 
 B = "org.simonsobservatory"
@@ -459,41 +529,39 @@ def _resolve(uri, env):
     return uri.replace("{B}", s.base_uri).replace("observatory", s.ocs_root)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # crossbar's own imports
 @pytest.mark.parametrize("env", BASES, ids=["default", "custom"])
-@pytest.mark.parametrize("role, uri, action, expected", TABLE)
-def test_role_permissions(env, role, uri, action, expected):
+@pytest.mark.parametrize("role", sorted({row[0] for row in TABLE}))
+def test_role_permissions(env, role):
+    """Every row of the table for ``role``, as crossbar decides it (all wrong rows reported)."""
     _, config = config_for(env)
-    allowed, _ = authorize(role_permissions(config)[role], _resolve(uri, env), action)
-    assert allowed is expected
+    rows = [(uri, action, expected) for r, uri, action, expected in TABLE if r == role]
+    wrong = [(uri, action, expected) for uri, action, expected in rows
+             if authorize(config, role, _resolve(uri, env), action)[0] is not expected]
+    assert wrong == [], f"crossbar decides otherwise for {role}: (uri, action, table says)"
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.parametrize("env", BASES, ids=["default", "custom"])
-def test_our_evaluator_agrees_with_crossbar(env):
-    """Cross-check the table's evaluator against crossbar's own RouterRoleStaticAuth."""
-    from crossbar.router.role import RouterRoleStaticAuth
-
+def test_no_role_reaches_a_bare_root_or_a_shorter_name(env):
+    """Prefix permissions end in a dot: the roots themselves, and names that merely begin
+    like a permitted one, are nobody's."""
     _, config = config_for(env)
-    perms = role_permissions(config)
-    uris = {_resolve(uri, env) for _, uri, _, _ in TABLE}
-    uris |= {_resolve(u, env) for u in ["{B}.consumer.get_data_node.x", "{B}.consumer", "{B}.",
-                                        "{B}.data_node", "wamp.session", ""]}
-    for role, permissions in perms.items():
-        crossbar_role = RouterRoleStaticAuth(None, role, permissions)
-        for uri in sorted(uris):
+    uris = [_resolve(u, env) for u in ("{B}", "{B}.", "{B}.consumer", "{B}.data_node", "{B}.hub",
+                                       "observatory", "wamp.session", "wamp", "")]
+    for role in role_permissions(config):
+        for uri in uris:
             for action in ALL:
-                theirs = crossbar_role.authorize(None, uri, action, {})
-                ours = authorize(permissions, uri, action)
-                assert ours[0] == theirs["allow"], (role, uri, action)
-                if action == "call" and theirs["allow"]:
-                    assert ours[1] == theirs["disclose"], (role, uri, action)
+                assert authorize(config, role, uri, action) == (False, False), (role, uri, action)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_datanode_calls_to_hub_disclose_the_caller():
     _, config = config_for()
-    perms = role_permissions(config)["datanode"]
-    assert authorize(perms, f"{B}.data_node.add", "call") == (True, True)
-    assert authorize(perms, f"{B}.data_node.subtract", "call") == (True, True)
+    assert authorize(config, "datanode", f"{B}.data_node.add", "call") == (True, True)
+    assert authorize(config, "datanode", f"{B}.data_node.subtract", "call") == (True, True)
+    # the hub's own calls (wamp.session.get) need no disclosure
+    assert authorize(config, "hub", "wamp.session.get", "call") == (True, False)
 
 
 def test_no_role_lists_a_uri_twice():
@@ -531,7 +599,7 @@ def test_legacy_users_get_datasock_roles():
 
 def test_legacy_secrets_are_sisocks_own():
     """The secrets are the ones written in sisock's files, which run unmodified."""
-    from datasock.devstack import SISOCK_DIR
+    from datasock.testing.devstack import SISOCK_DIR
 
     base = (SISOCK_DIR / "sisock" / "base.py").read_text()
     bridge = (SISOCK_DIR / "components" / "grafana_server" / "grafana_http_json.py").read_text()
@@ -603,8 +671,8 @@ def test_crossbar_accepts_the_legacy_config(env):
         assert len(uris) == len(set(uris)), role
 
 
-# the anonymous OCS role with legacy on, judged by crossbar's own RouterRoleStaticAuth
-# (the table's evaluator above knows no wildcards): (uri, action, allowed, caller disclosed)
+# the anonymous OCS role with legacy on, judged by crossbar's own RouterRoleStaticAuth:
+# (uri, action, allowed, caller disclosed)
 LEGACY_OCS = [
     ("{B}.consumer.feed1.get_fields", "register", True, False),
     ("{B}.consumer.feed1.get_data", "register", True, False),
@@ -681,9 +749,9 @@ def mode(path):
 
 
 def test_ensure_secrets_creates_private_file(tmp_path):
-    secrets = state.ensure_secrets(tmp_path)
-    path = state.secrets_path(tmp_path)
-    assert set(secrets) == set(state.USERS) == {"hub", "datanode", "consumer"}
+    secrets = secretstore.ensure_secrets(tmp_path)
+    path = secretstore.secrets_path(tmp_path)
+    assert set(secrets) == set(secretstore.USERS) == {"hub", "datanode", "consumer"}
     assert mode(path) == 0o600
     assert json.loads(path.read_text()) == secrets
     assert all(isinstance(v, str) and len(v) >= 32 for v in secrets.values())
@@ -693,22 +761,22 @@ def test_ensure_secrets_creates_private_file(tmp_path):
 
 def test_ensure_secrets_in_missing_directory(tmp_path):
     home = tmp_path / "a" / "b"
-    state.ensure_secrets(home)
-    assert state.secrets_path(home).exists()
+    secretstore.ensure_secrets(home)
+    assert secretstore.secrets_path(home).exists()
 
 
 def test_ensure_secrets_keeps_existing(tmp_path):
-    first = state.ensure_secrets(tmp_path)
-    before = state.secrets_path(tmp_path).read_bytes()
-    assert state.ensure_secrets(tmp_path) == first
-    assert state.secrets_path(tmp_path).read_bytes() == before
-    assert state.load_secrets(tmp_path) == first
+    first = secretstore.ensure_secrets(tmp_path)
+    before = secretstore.secrets_path(tmp_path).read_bytes()
+    assert secretstore.ensure_secrets(tmp_path) == first
+    assert secretstore.secrets_path(tmp_path).read_bytes() == before
+    assert secretstore.load_secrets(tmp_path) == first
 
 
 def test_ensure_secrets_adds_only_missing_users(tmp_path):
-    path = state.secrets_path(tmp_path)
+    path = secretstore.secrets_path(tmp_path)
     path.write_text(json.dumps({"hub": "kept-hub", "someone": "extra"}))
-    secrets = state.ensure_secrets(tmp_path)
+    secrets = secretstore.ensure_secrets(tmp_path)
     assert secrets["hub"] == "kept-hub"
     assert secrets["someone"] == "extra"
     assert set(secrets) == {"hub", "datanode", "consumer", "someone"}
@@ -717,14 +785,14 @@ def test_ensure_secrets_adds_only_missing_users(tmp_path):
 
 
 def test_secrets_differ_between_homes(tmp_path):
-    assert state.ensure_secrets(tmp_path / "a") != state.ensure_secrets(tmp_path / "b")
+    assert secretstore.ensure_secrets(tmp_path / "a") != secretstore.ensure_secrets(tmp_path / "b")
 
 
 def test_load_secrets_missing_says_how_to_fix(tmp_path):
-    with pytest.raises(state.StateError) as info:
-        state.load_secrets(tmp_path)
+    with pytest.raises(secretstore.StateError) as info:
+        secretstore.load_secrets(tmp_path)
     message = str(info.value)
-    assert str(state.secrets_path(tmp_path)) in message
+    assert str(secretstore.secrets_path(tmp_path)) in message
     assert "datasock router" in message and "DATASOCK_HOME" in message
     assert isinstance(info.value, DatasockError)
 
@@ -732,27 +800,27 @@ def test_load_secrets_missing_says_how_to_fix(tmp_path):
 @pytest.mark.parametrize("content", ["{broken", "", json.dumps(["hub", "x"]), json.dumps("text"),
                                      json.dumps({"hub": 5}), json.dumps({"hub": None})])
 def test_load_secrets_bad_content(tmp_path, content):
-    path = state.secrets_path(tmp_path)
+    path = secretstore.secrets_path(tmp_path)
     path.write_text(content)
-    with pytest.raises(state.StateError) as info:
-        state.load_secrets(tmp_path)
+    with pytest.raises(secretstore.StateError) as info:
+        secretstore.load_secrets(tmp_path)
     assert str(path) in str(info.value)
     # ensure_secrets must not paper over it by writing fresh secrets
-    with pytest.raises(state.StateError):
-        state.ensure_secrets(tmp_path)
+    with pytest.raises(secretstore.StateError):
+        secretstore.ensure_secrets(tmp_path)
     assert path.read_text() == content
 
 
 def test_load_secrets_unreadable_path_is_state_error(tmp_path):
-    state.secrets_path(tmp_path).mkdir()      # a directory where the file should be
-    with pytest.raises(state.StateError, match="cannot read secrets"):
-        state.load_secrets(tmp_path)
+    secretstore.secrets_path(tmp_path).mkdir()      # a directory where the file should be
+    with pytest.raises(secretstore.StateError, match="cannot read secrets"):
+        secretstore.load_secrets(tmp_path)
 
 
 def load_cert(home):
     from cryptography import x509
 
-    return x509.load_pem_x509_certificate(state.cert_path(home).read_bytes())
+    return x509.load_pem_x509_certificate(tls.cert_path(home).read_bytes())
 
 
 def cert_names(cert):
@@ -766,9 +834,9 @@ def cert_names(cert):
 def test_ensure_certificate_creates_cert_and_private_key(tmp_path):
     from cryptography.hazmat.primitives import serialization
 
-    crt = state.ensure_certificate(tmp_path, "router.example")
-    assert crt == state.cert_path(tmp_path)
-    key_file = state.key_path(tmp_path)
+    crt = tls.ensure_certificate(tmp_path, "router.example")
+    assert crt == tls.cert_path(tmp_path)
+    key_file = tls.key_path(tmp_path)
     assert mode(key_file) == 0o600
     cert = load_cert(tmp_path)
     assert cert_names(cert) == {"localhost", "127.0.0.1", "::1", "router.example"}
@@ -784,7 +852,7 @@ def test_ensure_certificate_creates_cert_and_private_key(tmp_path):
 def test_ensure_certificate_ip_host_is_an_ip_name(tmp_path):
     from cryptography import x509
 
-    state.ensure_certificate(tmp_path, "10.1.2.3")
+    tls.ensure_certificate(tmp_path, "10.1.2.3")
     san = load_cert(tmp_path).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert ipaddress.ip_address("10.1.2.3") in san.get_values_for_type(x509.IPAddress)
     assert "10.1.2.3" not in san.get_values_for_type(x509.DNSName)
@@ -792,30 +860,30 @@ def test_ensure_certificate_ip_host_is_an_ip_name(tmp_path):
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "10.1.2.3", "router.example", "::1"])
 def test_ensure_certificate_reuses_a_valid_one(tmp_path, host):
-    state.ensure_certificate(tmp_path, host)
-    crt, key = state.cert_path(tmp_path).read_bytes(), state.key_path(tmp_path).read_bytes()
-    state.ensure_certificate(tmp_path, host)
-    assert state.cert_path(tmp_path).read_bytes() == crt
-    assert state.key_path(tmp_path).read_bytes() == key
+    tls.ensure_certificate(tmp_path, host)
+    crt, key = tls.cert_path(tmp_path).read_bytes(), tls.key_path(tmp_path).read_bytes()
+    tls.ensure_certificate(tmp_path, host)
+    assert tls.cert_path(tmp_path).read_bytes() == crt
+    assert tls.key_path(tmp_path).read_bytes() == key
 
 
 def test_ensure_certificate_regenerates_for_a_new_host(tmp_path):
-    state.ensure_certificate(tmp_path, "old.example")
-    old_crt, old_key = state.cert_path(tmp_path).read_bytes(), state.key_path(tmp_path).read_bytes()
-    state.ensure_certificate(tmp_path, "new.example")
-    assert state.cert_path(tmp_path).read_bytes() != old_crt
-    assert state.key_path(tmp_path).read_bytes() != old_key
+    tls.ensure_certificate(tmp_path, "old.example")
+    old_crt, old_key = tls.cert_path(tmp_path).read_bytes(), tls.key_path(tmp_path).read_bytes()
+    tls.ensure_certificate(tmp_path, "new.example")
+    assert tls.cert_path(tmp_path).read_bytes() != old_crt
+    assert tls.key_path(tmp_path).read_bytes() != old_key
     assert "new.example" in cert_names(load_cert(tmp_path))
-    assert mode(state.key_path(tmp_path)) == 0o600
+    assert mode(tls.key_path(tmp_path)) == 0o600
 
 
 def test_ensure_certificate_regenerates_when_key_missing(tmp_path):
-    state.ensure_certificate(tmp_path, "localhost")
-    old = state.cert_path(tmp_path).read_bytes()
-    state.key_path(tmp_path).unlink()
-    state.ensure_certificate(tmp_path, "localhost")
-    assert state.key_path(tmp_path).exists()
-    assert state.cert_path(tmp_path).read_bytes() != old
+    tls.ensure_certificate(tmp_path, "localhost")
+    old = tls.cert_path(tmp_path).read_bytes()
+    tls.key_path(tmp_path).unlink()
+    tls.ensure_certificate(tmp_path, "localhost")
+    assert tls.key_path(tmp_path).exists()
+    assert tls.cert_path(tmp_path).read_bytes() != old
 
 
 def test_ensure_certificate_regenerates_an_expiring_one(tmp_path):
@@ -833,10 +901,10 @@ def test_ensure_certificate_regenerates_an_expiring_one(tmp_path):
             .not_valid_after(now + datetime.timedelta(days=2))      # expires within a week
             .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
             .sign(key, hashes.SHA256()))
-    state.write_private(state.key_path(tmp_path), key.private_bytes(
+    secretstore.write_private(tls.key_path(tmp_path), key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    state.cert_path(tmp_path).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    state.ensure_certificate(tmp_path, "localhost")
+    tls.cert_path(tmp_path).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    tls.ensure_certificate(tmp_path, "localhost")
     assert load_cert(tmp_path).not_valid_after_utc > now + datetime.timedelta(days=365)
 
 
@@ -844,5 +912,5 @@ def test_write_private_is_owner_only_even_over_a_public_file(tmp_path):
     path = tmp_path / "f"
     path.write_text("old")
     path.chmod(0o644)
-    state.write_private(path, b"new")
+    secretstore.write_private(path, b"new")
     assert path.read_bytes() == b"new" and mode(path) == 0o600

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from hypothesis import given, strategies as st
 
-from datasock import state
+from datasock import secretstore
 from datasock.deploy import compose, envfile, init
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker" / "docker-compose.yml"
@@ -22,10 +22,10 @@ def _counter():
 
 def test_plan_fills_every_variable_and_each_secret_is_fresh():
     values, added = envfile.plan({}, _counter())
-    assert list(values) == [v.name for v in envfile.VARIABLES] == added
-    secrets_ = [values[v.name] for v in envfile.VARIABLES if v.secret]
+    assert list(values) == [v.env for v in envfile.VARIABLES] == added
+    secrets_ = [values[v.env] for v in envfile.VARIABLES if v.secret]
     assert len(secrets_) >= 6 and len(set(secrets_)) == len(secrets_)
-    assert all(values[v.name] == v.default for v in envfile.VARIABLES if not v.secret)
+    assert all(values[v.env] == v.default for v in envfile.VARIABLES if not v.secret)
 
 
 def test_plan_keeps_existing_values_and_operator_additions():
@@ -52,7 +52,7 @@ def test_values_compose_would_change_are_refused(bad):
         envfile.plan({"SQL_USER": bad}, _counter())
 
 
-@given(st.dictionaries(st.sampled_from([v.name for v in envfile.VARIABLES]),
+@given(st.dictionaries(st.sampled_from([v.env for v in envfile.VARIABLES]),
                        st.text(alphabet="abcXYZ019_.,:/@+=-", min_size=1, max_size=30)))
 def test_render_then_parse_is_the_plan(existing):
     values, _ = envfile.plan(existing, _counter())
@@ -66,7 +66,7 @@ def test_parse_rejects_lines_that_are_not_assignments():
 
 def test_compose_reads_only_variables_init_writes_or_defaults():
     text = COMPOSE.read_text()
-    known = {v.name for v in envfile.VARIABLES}
+    known = {v.env for v in envfile.VARIABLES}
     # a variable compose requires (${VAR:?...}) must be one init writes
     required = set()
     for m in compose._VARIABLE.finditer(text):
@@ -86,10 +86,10 @@ def test_init_writes_a_private_env_and_provisions_the_state(tmp_path, capsys):
     assert stat.S_IMODE(env.stat().st_mode) == 0o600
     values = envfile.parse(env.read_text())
     assert values["DATASOCK_PUBLIC_HOST"] == "lab.example.org"
-    secrets_ = state.load_secrets(tmp_path / "state")
-    assert set(secrets_) == set(state.USERS)
+    secrets_ = secretstore.load_secrets(tmp_path / "state")
+    assert set(secrets_) == set(secretstore.USERS)
     assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
-    assert stat.S_IMODE(state.secrets_path(tmp_path / "state").stat().st_mode) == 0o600
+    assert stat.S_IMODE(secretstore.secrets_path(tmp_path / "state").stat().st_mode) == 0o600
     assert (tmp_path / "proxy" / "tls" / "server.crt").exists()
     assert stat.S_IMODE((tmp_path / "proxy" / "tls" / "server.key").stat().st_mode) == 0o600
     for sub in ("var/grafana", "var/node-red", "var/mariadb", "data", "backups"):
@@ -97,7 +97,7 @@ def test_init_writes_a_private_env_and_provisions_the_state(tmp_path, capsys):
     # a second run keeps every secret, the router's included
     assert init.main(["--dir", str(tmp_path)]) == 0
     assert envfile.parse(env.read_text()) == values
-    assert state.load_secrets(tmp_path / "state") == secrets_
+    assert secretstore.load_secrets(tmp_path / "state") == secrets_
     assert "0 values added" in capsys.readouterr().err
 
 

@@ -5,8 +5,8 @@ import secrets
 
 import pytest
 
-from datasock import settings as settings_mod, state
-from datasock.deploy import exposure
+from datasock import secretstore, settings as settings_mod
+from datasock import exposure
 from datasock.errors import DatasockError, InvalidArgument
 from datasock.http_bridge import config as http_config
 from datasock.router import process
@@ -42,7 +42,7 @@ def test_loopback_router_needs_nothing():
 
 
 def test_exposed_router_needs_provisioned_strong_secrets():
-    strong = {u: secrets.token_urlsafe(32) for u in state.USERS}
+    strong = {u: secrets.token_urlsafe(32) for u in secretstore.USERS}
     assert exposure.router_problems("0.0.0.0", strong, None, None) == []
     assert "no secrets.json" in exposure.router_problems("0.0.0.0", None, None, None)[0]
     weak = dict(strong, consumer="abc")
@@ -67,19 +67,19 @@ def test_exposed_router_without_provisioned_secrets_refuses_and_creates_none(tmp
     settings = _router_settings(tmp_path / "home", CROSSBAR_LISTEN="0.0.0.0")
     with pytest.raises(DatasockError, match="refuses to start beyond loopback.*datasock init"):
         process.prepare(settings)
-    assert not state.secrets_path(settings.home).exists()
+    assert not secretstore.secrets_path(settings.home).exists()
 
 
 def test_exposed_router_starts_with_provisioned_secrets(tmp_path):
     home = tmp_path / "home"
-    state.ensure_secrets(home)
+    secretstore.ensure_secrets(home)
     cbdir = process.prepare(_router_settings(home, CROSSBAR_LISTEN="0.0.0.0"))
     assert (cbdir / "config.json").exists()
 
 
 def test_exposed_router_refuses_published_wamp_secret(tmp_path):
     home = tmp_path / "home"
-    state.ensure_secrets(home)
+    secretstore.ensure_secrets(home)
     settings = _router_settings(home, CROSSBAR_LISTEN="0.0.0.0", WAMP_USER="old_node",
                                 WAMP_SECRET=SISOCK_PUBLISHED)
     with pytest.raises(DatasockError, match="published"):
@@ -89,7 +89,7 @@ def test_exposed_router_refuses_published_wamp_secret(tmp_path):
 def test_loopback_router_still_makes_its_own_secrets(tmp_path):
     settings = _router_settings(tmp_path / "home")
     process.prepare(settings)
-    assert set(state.load_secrets(settings.home)) == set(state.USERS)
+    assert set(secretstore.load_secrets(settings.home)) == set(secretstore.USERS)
 
 
 def test_exposed_bridge_refuses_no_auth(tmp_path):
@@ -160,12 +160,12 @@ def test_router_with_legacy_beyond_loopback_refuses_before_making_anything(tmp_p
     message = str(refused.value)
     assert "DATASOCK_SISOCK_LEGACY=1" in message and "DATASOCK_SISOCK_LEGACY_EXPOSED=1" in message
     assert "CROSSBAR_OCS_LISTEN=0.0.0.0" in message
-    assert not home.exists() or not state.secrets_path(home).exists()
+    assert not home.exists() or not secretstore.secrets_path(home).exists()
 
 
 def test_router_with_legacy_and_override_beyond_loopback_starts(tmp_path):
     home = tmp_path / "home"
-    state.ensure_secrets(home)
+    secretstore.ensure_secrets(home)
     cbdir = process.prepare(_router_settings(home, DATASOCK_SISOCK_LEGACY="1", CROSSBAR_LISTEN="0.0.0.0",
                                              DATASOCK_SISOCK_LEGACY_EXPOSED="1"))
     assert (cbdir / "config.json").exists()

@@ -10,6 +10,7 @@ import pytest
 
 #: (page, module whose SETTINGS the page must list)
 SETTINGS_PAGES = [("configuration", "datasock.settings"), ("configuration", "datasock.deploy"),
+                  ("configuration", "datasock.datanodes.sim"), ("configuration", "datasock.datanodes.host"),
                   ("archive", "datasock.archive"), ("nodered", "datasock.mqtt"),
                   ("http", "datasock.http_bridge"), ("ocs", "datasock.ocs")]
 

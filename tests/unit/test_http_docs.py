@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from datasock.datanodes.sim import FIELDS as SIM_FIELDS
-from datasock.http_bridge.protocol import SEPARATOR, is_glob
+from datasock.http_bridge.targets import SEPARATOR, is_glob
 
 REPO = Path(__file__).resolve().parents[2]
 

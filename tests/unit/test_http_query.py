@@ -10,7 +10,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from datasock.datanodes.reply import Samples, data_reply
-from datasock.http_bridge import protocol, query
+from datasock.http_bridge import query
+from datasock.http_bridge.errors import RequestError
+from datasock.http_bridge.frames import encode
+from datasock.http_bridge.parsing import parse_query
 from datasock.http_bridge.catalog import FieldCache, FinalCache
 
 CATALOG = {"sim": {"a": {"timeline": "fast", "type": "number", "units": "K"},
@@ -22,7 +25,7 @@ CATALOG = {"sim": {"a": {"timeline": "fast", "type": "number", "units": "K"},
 def parse(*targets, **extra):
     body = {"range": {"from": "2023-11-14T22:13:20Z", "to": "2023-11-14T23:13:20Z"}, "maxDataPoints": 100,
             "targets": [t if isinstance(t, dict) else {"target": t} for t in targets], **extra}
-    return protocol.parse_query(body, 0)
+    return parse_query(body, 0)
 
 
 def test_plan_groups_fields_into_one_call_per_node_and_stride():
@@ -254,7 +257,7 @@ NOISY = {"wide": {f"f{i}": {"timeline": "tl", "type": "number", "units": ""} for
 def parse_day(*targets, **extra):
     body = {"range": {"from": T0 - 3600 * 23, "to": T0 + 3600}, "maxDataPoints": 1000,
             "targets": [{"target": t} for t in targets], **extra}
-    return protocol.parse_query(body, 0)
+    return parse_query(body, 0)
 
 
 @pytest.mark.parametrize("sdk", [False, True])
@@ -290,8 +293,8 @@ def test_per_field_reply_of_a_combined_target_is_read_per_field():
 def test_timeline_of_prefers_the_field_timeline():
     reply = {"data": {"a": [1.0]}, "timeline": {"fast": {"finalized_until": 3.0}},
              "field_timeline": {"a": {"t": [2.0], "finalized_until": 3.0}}}
-    assert query._timeline_of(reply, "a", {"timeline": "fast"}) == {"t": [2.0], "finalized_until": 3.0}
-    assert query._timeline_of({"data": {}, "timeline": {"fast": {"t": []}}}, "a", {"timeline": "fast"}) == \
+    assert query.timeline_of(reply, "a", {"timeline": "fast"}) == {"t": [2.0], "finalized_until": 3.0}
+    assert query.timeline_of({"data": {}, "timeline": {"fast": {"t": []}}}, "a", {"timeline": "fast"}) == \
         {"t": []}
 
 
@@ -312,3 +315,49 @@ def test_huge_max_data_points_bounds_nothing(mode):
     node = {"data": {"a": np.sin(t).tolist()}, "timeline": {"fast": {"t": t.tolist()}}}
     answer, errors = query.answer(the_plan, one_reply(the_plan, node), CATALOG)
     assert not errors and len(datapoints(answer[0])) == len(t) and "meta" not in answer[0]
+
+
+# -- budgets (issue 13): series per request, answer bytes ---------------------------------------
+def test_series_budget_counts_targets_times_expanded_fields():
+    # sim::* is three series, other::c one, an empty glob one (its error frame)
+    assert len(query.plan(parse("sim::*", "other::c", "sim::zz*"), CATALOG, max_series=5).items) == 5
+    with pytest.raises(RequestError) as err:
+        query.plan(parse("sim::*", "other::c", "sim::zz*", "other::c"), CATALOG, max_series=5)
+    assert err.value.status == 400 and err.value.code == "too_many_series"
+    assert "DATASOCK_HTTP_MAX_SERIES" in err.value.message
+    # the issue's request: 10,000 x *::* is refused while parsing, before any expansion
+    body = {"range": {"from": "now-1h", "to": "now"}, "targets": [{"target": "*::*"}] * 10_000}
+    with pytest.raises(RequestError) as err:
+        parse_query(body, 0, max_targets=1000)
+    assert err.value.code == "too_many_series"
+    assert len(parse_query(body, 0, max_targets=10_000).targets) == 10_000
+
+
+@given(st.lists(st.sampled_from(["sim::*", "sim::a", "other::*", "*::*", "sim::nope", "x::y"]),
+                min_size=1, max_size=12), st.integers(1, 40))
+def test_series_budget_holds_or_refuses(targets, budget):
+    the_query = parse(*targets)
+    unbounded = query.plan(the_query, CATALOG)
+    if len(unbounded.items) <= budget:
+        assert query.plan(the_query, CATALOG, max_series=budget).items == unbounded.items
+    else:
+        with pytest.raises(RequestError):
+            query.plan(the_query, CATALOG, max_series=budget)
+
+
+def test_encoded_answer_is_the_answer_within_its_byte_budget():
+    the_plan = query.plan(parse("sim::a", "other::c", "sim::mode"), CATALOG)
+    t = [1_700_000_000.0 + i for i in range(100)]
+    replies = {("sim", 36.0): {"data": {"a": list(range(100)), "mode": ["CV"] * 100},
+                               "timeline": {"fast": {"t": t, "finalized_until": None},
+                                            "slow": {"t": t, "finalized_until": None}}},
+               ("other", 36.0): RuntimeError("boom")}
+    answer, errors = query.answer(the_plan, replies, CATALOG)
+    data, encoded_errors = query.encoded_answer(the_plan, replies, CATALOG)
+    assert data == encode(answer) and encoded_errors == errors == ["other::c: boom"]
+    assert query.encoded_answer(the_plan, replies, CATALOG, len(data))[0] == data
+    with pytest.raises(RequestError) as err:
+        query.encoded_answer(the_plan, replies, CATALOG, len(data) - 1)
+    assert err.value.code == "answer_too_large" and "DATASOCK_HTTP_MAX_ANSWER" in err.value.message
+    empty = query.plan(parse("sim::zz*"), CATALOG)
+    assert query.encoded_answer(empty, {}, CATALOG)[0] == encode(query.answer(empty, {}, CATALOG)[0])

@@ -115,7 +115,7 @@ def test_node_of_samples_topic():
     assert topics.node_of_samples_topic(f"{base}.consumer.sim.samples", base) == "sim"
     assert topics.node_of_samples_topic(f"{base}.consumer.get_data_node", base) is None
     assert topics.node_of_samples_topic(f"{base}.consumer.a.b.samples", base) is None
-    assert topics.node_of_samples_topic(f"other.consumer.sim.samples", base) is None
+    assert topics.node_of_samples_topic("other.consumer.sim.samples", base) is None
 
 
 def test_sample_messages_one_per_sample_and_field():

@@ -6,8 +6,9 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 from hypothesis import given, strategies as st
 
-from datasock.http_bridge import protocol, query
-from datasock.http_bridge.protocol import Part, RequestError, merge_parts
+from datasock.http_bridge import parsing, query, targets
+from datasock.http_bridge.errors import RequestError
+from datasock.http_bridge.merge import Part, merge_parts
 
 F = "observatory.fake1.feeds.temps.ch0"
 CATALOG = {"archive": {F: {"timeline": "observatory.fake1.feeds.temps:temps", "type": "number", "units": ""},
@@ -24,7 +25,7 @@ T0 = 1_700_000_000.0  # the start of parse()'s range
 def parse(*targets):
     body = {"range": {"from": "2023-11-14T22:13:20Z", "to": "2023-11-14T23:13:20Z"}, "maxDataPoints": 100,
             "targets": [t if isinstance(t, dict) else {"target": t} for t in targets]}
-    return protocol.parse_query(body, 0)
+    return parsing.parse_query(body, 0)
 
 
 def test_archive_finalized_part_then_live():
@@ -73,7 +74,7 @@ def test_merge_is_sorted_and_takes_each_sample_from_one_node(a, b, final):
 @pytest.mark.parametrize("node", ["archive+", "+ocs", "arch*+ocs", "ocs+ocs"])
 def test_bad_combined_targets(node):
     with pytest.raises(RequestError):
-        protocol.combined_nodes(node)
+        targets.combined_nodes(node)
 
 
 def test_plan_fetches_from_each_node_of_a_combined_target():

@@ -98,6 +98,7 @@ def test_router_listens_follow_settings():
 
 
 def test_stack_listens_add_http_and_mqtt_only_when_up_starts_the_broker(tmp_path, monkeypatch):
+    from datasock import cli
     from datasock.mqtt import broker
 
     for var in ("DATASOCK_HTTP_PORT", "DATASOCK_HTTP_LISTEN", "DATASOCK_MQTT_URL", "DATASOCK_HTTP_AUTH"):
@@ -106,13 +107,13 @@ def test_stack_listens_add_http_and_mqtt_only_when_up_starts_the_broker(tmp_path
     s = settings_mod.load({"DATASOCK_HOME": str(tmp_path / "home")})
     monkeypatch.setattr(broker, "mosquitto_binary", lambda: "/usr/sbin/mosquitto")
     monkeypatch.setattr(procutil, "port_open", lambda host, port, timeout=0.5: False)
-    listens = {l.setting: l.port for l in procutil.stack_listens(s)}
+    listens = {l.setting: l.port for l in cli.stack_listens(s)}
     assert listens == {"CROSSBAR_TLS_PORT": 8080, "CROSSBAR_OCS_PORT": 8001, "DATASOCK_HTTP_PORT": 15000,
                        "DATASOCK_MQTT_URL": 1883}
     # a broker already answers: up starts none, so its port is not ours to check
     monkeypatch.setattr(procutil, "port_open", lambda host, port, timeout=0.5: True)
-    assert "DATASOCK_MQTT_URL" not in {l.setting for l in procutil.stack_listens(s)}
+    assert "DATASOCK_MQTT_URL" not in {l.setting for l in cli.stack_listens(s)}
     # no mosquitto installed: none started either
     monkeypatch.setattr(procutil, "port_open", lambda host, port, timeout=0.5: False)
     monkeypatch.setattr(broker, "mosquitto_binary", lambda: None)
-    assert "DATASOCK_MQTT_URL" not in {l.setting for l in procutil.stack_listens(s)}
+    assert "DATASOCK_MQTT_URL" not in {l.setting for l in cli.stack_listens(s)}

@@ -89,35 +89,6 @@ def test_add_validates_before_looking_at_owner():
     assert reg.get("sim").session_id == 1
 
 
-# -- replace -----------------------------------------------------------------------------
-def test_replace_gives_the_name_to_a_new_owner():
-    reg = Registry()
-    reg.add("sim", "old", 1, 1.0)
-    reg.replace("sim", "new", 2, 5.0)
-    assert reg.get("sim") == NodeEntry("sim", "new", 2, 5.0)
-    assert reg.sessions() == {2}
-
-
-def test_replace_creates_a_missing_name():
-    reg = Registry()
-    reg.replace("sim", "d", 3, 1.0)
-    assert reg.get("sim") == NodeEntry("sim", "d", 3, 1.0)
-
-
-@pytest.mark.parametrize("name", ["", "a.b", "a b", None, 5], ids=repr)
-def test_replace_rejects_bad_names(name):
-    reg = Registry()
-    with pytest.raises(InvalidArgument):
-        reg.replace(name, "d", 1, 0.0)
-    assert len(reg) == 0
-
-
-def test_replace_rejects_non_string_description():
-    reg = Registry()
-    with pytest.raises(InvalidArgument):
-        reg.replace("sim", 5, 1, 0.0)
-
-
 # -- subtract / drop_session -------------------------------------------------------------
 def test_subtract_by_owner_removes_and_returns_entry():
     reg = Registry()
@@ -197,7 +168,6 @@ times = st.floats(allow_nan=False, allow_infinity=False)
 
 operations = st.lists(st.one_of(
     st.tuples(st.just("add"), names, descriptions, small_sessions, times),
-    st.tuples(st.just("replace"), names, descriptions, small_sessions, times),
     st.tuples(st.just("subtract"), names, small_sessions),
     st.tuples(st.just("drop"), small_sessions),
 ), max_size=40)
@@ -221,10 +191,6 @@ def apply(reg, model, op):
         assert outcome is expected
         if expected is AddOutcome.ADDED:
             model[name] = (desc, sid, now)
-    elif kind == "replace":
-        _, name, desc, sid, now = op
-        reg.replace(name, desc, sid, now)
-        model[name] = (desc, sid, now)
     elif kind == "subtract":
         _, name, sid = op
         removed = reg.subtract(name, sid)

@@ -1,4 +1,4 @@
-"""Tests for datasock.supervisor (with real, tiny child processes) and cli.rows_by_time."""
+"""Tests for datasock.supervisor (with real, tiny child processes) and wire.rows_by_time."""
 
 import io
 import os
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from datasock.cli import rows_by_time
+from datasock.wire import rows_by_time
 from datasock.supervisor import Backoff, Child, Supervisor
 
 
@@ -301,7 +301,7 @@ def _is_zombie(pid):
         return True
 
 
-# == cli.rows_by_time ======================================================================
+# == wire.rows_by_time ======================================================================
 def reply(data, **timelines):
     return {"data": data,
             "timeline": {name: {"t": t, "finalized_until": None} for name, t in timelines.items()}}

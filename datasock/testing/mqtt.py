@@ -1,9 +1,7 @@
 """Helpers for tests and benchmarks: a private Mosquitto and a collecting MQTT client."""
 from __future__ import annotations
 
-import os
 import queue
-import signal
 import subprocess
 import threading
 import time
@@ -12,8 +10,8 @@ from pathlib import Path
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from ..procutil import free_port, wait_for_port
-from .broker import broker_config, mosquitto_binary
+from ..procutil import ChildProcess, free_port, wait_for_port
+from ..mqtt.broker import broker_config, mosquitto_binary
 
 
 class Mosquitto:
@@ -34,7 +32,7 @@ class Mosquitto:
         # ``extra`` lines follow the listener line, so they may configure it (TLS, passwords)
         self.conf.write_text(broker_config("127.0.0.1", self.port, data) + extra)
         self.log = self.directory / "mosquitto.log"
-        self.proc: subprocess.Popen | None = None
+        self.proc: ChildProcess | None = None
 
     @property
     def url(self) -> str:
@@ -44,20 +42,16 @@ class Mosquitto:
         binary = mosquitto_binary()
         if binary is None:
             raise RuntimeError("mosquitto is not installed (apt install mosquitto)")
-        self.proc = subprocess.Popen([binary, "-c", str(self.conf)], stdout=self.log.open("ab"),
-                                     stderr=subprocess.STDOUT)
+        with self.log.open("ab") as log:
+            self.proc = ChildProcess.start([binary, "-c", str(self.conf)], stdout=log,
+                                           stderr=subprocess.STDOUT)
         if not wait_for_port("127.0.0.1", self.port, timeout, alive=lambda: self.proc.poll() is None):
             raise RuntimeError(f"mosquitto did not start:\n{self.log.read_text(errors='replace')}")
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        if self.proc is not None:
+            self.proc.stop(10)
 
 
 class Collector:

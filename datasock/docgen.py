@@ -1,14 +1,17 @@
-"""The command-line reference for the docs, generated from an argparse parser (pure).
+"""reStructuredText reference tables generated from the code (pure).
 
-docs/conf.py can write ``cli_reference_rst(datasock.cli.parser())`` into
-``docs/_generated/cli_options.rst`` so the configuration reference lists every
-command and option the code accepts, the way the settings tables list every
-environment variable.
+docs/conf.py writes them into ``docs/_generated/`` when the documentation is built:
+
+* :func:`settings_table_rst`: one component's settings (a :class:`datasock.settings.Group`),
+  so the configuration reference lists exactly the variables the code reads;
+* :func:`cli_reference_rst`: every command and option of an argparse parser
+  (``datasock.cli.parser()``), the way the settings tables list every variable.
 """
 from __future__ import annotations
 
 import argparse
 import re
+from typing import Iterable
 
 
 def _subcommands(parser: argparse.ArgumentParser):
@@ -60,3 +63,13 @@ def cli_reference_rst(parser: argparse.ArgumentParser) -> str:
         if nested:
             out.append(nested)
     return "\n".join(out)
+
+
+def settings_table_rst(settings: Iterable) -> str:
+    """``settings`` (:class:`~datasock.settings.Setting` declarations) as a list-table."""
+    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 25 20 55", "",
+             "   * - Variable", "     - Default", "     - Meaning"]
+    for s in settings:
+        default = f"``{s.default}``" if s.default is not None else "(unset)"
+        lines += [f"   * - ``{s.env}``", f"     - {default}", f"     - {s.help}"]
+    return "\n".join(lines) + "\n"

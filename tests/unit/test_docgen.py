@@ -1,14 +1,14 @@
-"""The command-line reference generated from `datasock.cli.parser()` names every command and option."""
+"""datasock.docgen: the command-line reference generated from `datasock.cli.parser()` names every command and option."""
 from __future__ import annotations
 
 import argparse
 
 from datasock import cli
-from datasock.deploy import reference
+from datasock import docgen
 
 
 def test_every_command_and_option_of_the_cli_is_listed():
-    text = reference.cli_reference_rst(cli.parser())
+    text = docgen.cli_reference_rst(cli.parser())
     for command in ("up", "router", "hub", "node", "http", "mqtt", "scan", "nodes", "fields", "get", "config"):
         assert f"``datasock {command}``" in text, command
     for option in ("--once", "--write-sample", "--min-stride MIN_STRIDE", "--format FORMAT", "--rst",
@@ -23,7 +23,7 @@ def test_nested_commands_defaults_and_escaping():
     a.add_argument("--level", default=3, help="how much")
     inner = a.add_subparsers().add_parser("b", help="inner")
     inner.add_argument("path")
-    text = reference.cli_reference_rst(p)
+    text = docgen.cli_reference_rst(p)
     assert "``tool a``" in text and "does \\*a\\*" in text
     assert "   * - ``--level LEVEL``\n     - ``3``\n     - how much" in text
     assert "``tool a b``" in text and "``path``" in text

@@ -15,10 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-from . import settings as settings_mod
-from .procutil import child_preexec, free_port, port_open
+from .. import settings as settings_mod
+from ..procutil import ChildProcess, free_port, port_open
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ROUTER_START_TIMEOUT = 60.0
 #: sisock's own code (shared/sisock beside the repository), run unmodified by the compatibility tests
 SISOCK_DIR = Path(os.environ.get("SISOCK_DIR", REPO.parent / "shared" / "sisock"))
@@ -37,10 +37,11 @@ def wait_until(predicate, timeout: float, interval: float = 0.3, what: str = "co
 
 
 class Proc:
-    """A child process and its log file."""
+    """A child process (see :class:`datasock.procutil.ChildProcess`) and its log file."""
 
     def __init__(self, name: str, popen: subprocess.Popen, log: Path):
         self.name, self.popen, self.log = name, popen, log
+        self.process = ChildProcess(popen)
 
     @property
     def pid(self) -> int:
@@ -56,16 +57,7 @@ class Proc:
             return ""
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 15) -> int | None:
-        if self.alive():
-            try:
-                os.kill(self.pid, sig)
-                self.popen.wait(timeout)
-            except ProcessLookupError:
-                pass
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
-                self.popen.wait()
-        return self.popen.returncode
+        return self.process.stop(timeout, sig)
 
     def wait(self, timeout: float) -> int:
         return self.popen.wait(timeout)
@@ -96,9 +88,8 @@ class Stack:
     def spawn(self, name: str, argv: list[str], env: dict | None = None, cwd: Path | None = None) -> Proc:
         log = self.tmp / f"{name}-{len(self.procs)}.log"
         with log.open("wb") as out:
-            popen = subprocess.Popen(argv, env={**self.env, **(env or {})}, cwd=cwd or self.tmp, stdout=out,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     preexec_fn=child_preexec)
+            popen = ChildProcess.start(argv, env={**self.env, **(env or {})}, cwd=cwd or self.tmp, stdout=out,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).popen
         proc = Proc(name, popen, log)
         self.procs.append(proc)
         return proc
@@ -109,11 +100,11 @@ class Stack:
     def sisock_workdir(self, name: str, links: dict[str, Path] | None = None) -> Path:
         """A working directory for a sisock component: sisock reads the router's certificate
         from ``.crossbar/server_cert.pem`` under it; ``links`` adds more symbolic links."""
-        from . import state
+        from .. import tls
 
         work = self.tmp / f"sisock-{name}"
         (work / ".crossbar").mkdir(parents=True, exist_ok=True)
-        for link, target in {".crossbar/server_cert.pem": state.cert_path(self.settings.home),
+        for link, target in {".crossbar/server_cert.pem": tls.cert_path(self.settings.home),
                              **(links or {})}.items():
             if not (work / link).is_symlink():
                 (work / link).symlink_to(target)

@@ -1,0 +1,134 @@
+"""The JSON the bridge answers: time series, tables, data frames, annotations, picker
+options and field rows, and their encoding (orjson, numpy arrays written directly). Pure."""
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import orjson
+
+from .errors import RequestError
+from .targets import SEPARATOR, Catalog, target_name
+
+
+def encode(obj: Any) -> bytes:
+    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+
+def as_float_array(values: Sequence) -> np.ndarray | None:
+    """Values as float64 (None -> NaN, bool -> 0/1), or None when they are not numbers."""
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        pass
+    try:
+        return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+
+
+def notice(severity: str, text: str) -> dict:
+    """One entry of a frame's ``meta.notices`` (Grafana shows them on the panel)."""
+    return {"severity": severity, "text": text}
+
+
+def with_notices(answer: dict, notices: Sequence[dict] = ()) -> dict:
+    """``answer`` with ``meta.notices`` when there is anything to say.
+
+    Grafana keeps ``meta`` of a data frame, and of a time series or table too when it
+    turns them into frames (what the simpod plugin does with every answer).
+    """
+    if notices:
+        answer["meta"] = {"notices": list(notices)}
+    return answer
+
+
+def timeseries(name: str, ref_id: str, t: np.ndarray, values: np.ndarray,
+               notices: Sequence[dict] = ()) -> dict:
+    """``{"target", "datapoints": [[value, ms], ...]}`` (numpy; orjson writes it)."""
+    points = np.empty((len(t), 2), dtype=np.float64)
+    points[:, 0] = values
+    points[:, 1] = np.round(t * 1000.0)
+    return with_notices({"target": name, "refId": ref_id, "datapoints": points}, notices)
+
+
+def table(name: str, ref_id: str, t: np.ndarray, values: Sequence, field_type: str,
+          notices: Sequence[dict] = ()) -> dict:
+    column_type = {"number": "number", "bool": "boolean"}.get(field_type, "string")
+    ms = np.round(np.asarray(t, dtype=np.float64) * 1000.0)
+    if column_type == "number":
+        rows: Any = np.column_stack((ms, np.asarray(values, dtype=np.float64)))
+    else:
+        rows = list(zip(ms.tolist(), list(values)))
+    return with_notices({"type": "table", "refId": ref_id, "target": name,
+                         "columns": [{"text": "Time", "type": "time"}, {"text": name, "type": column_type}],
+                         "rows": rows}, notices)
+
+
+def frame(name: str, ref_id: str, t: np.ndarray, values: Sequence, field_type: str,
+          notices: Sequence[dict] = ()) -> dict:
+    """A data frame (for string and bool fields, which time series cannot carry)."""
+    value_type = {"number": "number", "bool": "boolean"}.get(field_type, "string")
+    return with_notices({"name": name, "refId": ref_id,
+                         "fields": [{"name": "Time", "type": "time",
+                                     "values": np.round(np.asarray(t, dtype=np.float64) * 1000.0)},
+                                    {"name": name, "type": value_type, "values": list(values),
+                                     "config": {"displayName": name}}]}, notices)
+
+
+def error_frame(name: str, ref_id: str, message: str) -> dict:
+    """What a failed target answers: an empty frame whose notice Grafana shows on the panel."""
+    return {"name": name, "refId": ref_id, "fields": [],
+            "meta": {"notices": [{"severity": "error", "text": message}]},
+            "error": message}
+
+
+def value_changes(t: Sequence[float], values: Sequence) -> list[tuple[float, Any, Any]]:
+    """``(time, old, new)`` wherever a value differs from the one before it."""
+    values = list(values)
+    return [(t[i], values[i - 1], values[i]) for i in range(1, len(values)) if values[i] != values[i - 1]]
+
+
+def annotation_frame(name: str, ref_id: str, t: Sequence[float], values: Sequence,
+                     notices: Sequence[dict] = ()) -> dict:
+    """One annotation per change of value, as the frame Grafana maps to annotations
+    (fields time, title, text, tags)."""
+    changes = value_changes(list(t), values)
+    return with_notices({"name": name, "refId": ref_id,
+            "fields": [{"name": "time", "type": "time", "values": [round(c[0] * 1000) for c in changes]},
+                       {"name": "title", "type": "string", "values": [f"{name}: {c[2]}" for c in changes]},
+                       {"name": "text", "type": "string", "values": [f"{c[1]} -> {c[2]}" for c in changes]},
+                       {"name": "tags", "type": "other",
+                        "values": [name.split(SEPARATOR, 1) for _ in changes]}]}, notices)
+
+
+def metric_payloads() -> list[dict]:
+    """The per-target options the simpod query editor offers."""
+    return [{"name": "mode", "label": "Downsampling", "type": "select", "width": 20,
+             "placeholder": "min-max",
+             "options": [{"label": "min-max (keeps spikes)", "value": "min-max"},
+                         {"label": "mean", "value": "mean"},
+                         {"label": "raw (no downsampling)", "value": "raw"}]},
+            {"name": "format", "label": "Output", "type": "select", "width": 20,
+             "placeholder": "timeseries",
+             "options": [{"label": "time series", "value": "timeseries"},
+                         {"label": "table", "value": "table"},
+                         {"label": "annotations (one per change of value)", "value": "annotations"}]}]
+
+
+def payload_options(name: Any) -> list[dict]:
+    for payload in metric_payloads():
+        if payload["name"] == name:
+            return payload["options"]
+    raise RequestError(f"no payload option named {name!r} (known: mode, format)")
+
+
+def field_rows(catalog: Catalog, nodes: Iterable[str]) -> list[dict]:
+    out = []
+    for node in nodes:
+        for field, meta in sorted(catalog.get(node, {}).items()):
+            out.append({"node": node, "field": field, "target": target_name(node, field),
+                        "units": meta.get("units", ""), "type": meta.get("type", "number"),
+                        "description": meta.get("description", ""),
+                        "timeline": meta.get("timeline", "")})
+    return out
