@@ -21,7 +21,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet "schemathesis>=4.0"
 	touch $(STAMP)
 
-up: $(STAMP)
+# uPlot for the web page (docs/web.rst), from npm into .cache/web/ (served by the bridge, never committed)
+UPLOT := .cache/web/node_modules/uplot/dist/uPlot.esm.js
+$(UPLOT):
+	mkdir -p .cache/web
+	cd .cache/web && npm install --no-audit --no-fund --omit=dev --loglevel=error uplot@1
+
+up: $(STAMP) $(UPLOT)
 	$(BIN)/datasock up
 
 # Node-RED 4 for the end-to-end Node-RED test (npm, into .cache/)
@@ -29,13 +35,13 @@ NODERED := .cache/node-red/node_modules/node-red/red.js
 $(NODERED):
 	sh tests/nodered/install.sh
 
-test: $(STAMP) $(NODERED)
+test: $(STAMP) $(NODERED) $(UPLOT)
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) $(UPLOT)
 	$(BIN)/python -m pytest -q tests/integration
 
 bench: $(STAMP)

@@ -1,32 +1,48 @@
-"""Benchmark: the HTTP bridge's /query as Grafana sends it, against its floor.
+"""Benchmark: datasock's HTTP bridge and nodes against sisock's own, same data, same run.
 
-    .venv/bin/python bench/grafana.py
+    .venv/bin/python bench/grafana.py [--reps N]
 
-Starts a router, the hub, a data node serving ten 1 Hz fields on one timeline,
-computed on demand (this file run as ``grafana.py node NAME``, in its own
-process), and the HTTP bridge, all on free ports with a temporary
-DATASOCK_HOME, and stops them by PID. The data is what a lab sends, not a clean
-sine: a slow drift, noise that differs per field and per sample, and one-sample
-spikes, all on one shared timeline (where a union of every field's M4 extremes
-used to cost each target five times its points).
+Starts two stacks on free ports, each with a datasock router (crossbar; the second with
+DATASOCK_SISOCK_LEGACY=1 so sisock's files join with the credentials written in them)
+in a temporary DATASOCK_HOME, and stops them by PID:
 
-* query: POST /query for 1 day x 10 fields at 1 Hz, maxDataPoints=1000,
-  Grafana's whole request body, no gzip; each repetition asks for a different
-  day so the bridge's cache of final data never answers. The points of each
-  target are printed (at most 1000 each) next to the ratio.
-* floor, in the same run and interleaved: the same node's get_data over WAMP
-  from this process as the SDK path asks it (the M4 stride, ``per_field``),
-  plus orjson encoding the same answer (what no bridge can avoid).
-  ratio = query / floor (target <= 1.5).
-* raw: 6 hours x 10 fields with mode raw (no downsampling), points per second
-  through the bridge, next to the floor for the same data.
+* datasock: datasock's hub, a datasock node ``wide`` (this file run as
+  ``grafana.py node wide``) and datasock's HTTP bridge;
+* sisock: sisock's own hub (``components/hub/hub.py`` from ../shared/sisock, run
+  unmodified with autobahn's ApplicationRunner, as its crossbar component would,
+  joining as datasock's ``hub`` user: the legacy ``server`` user has a data node's
+  rights only),
+  a sisock DataNodeServer ``wide`` (``grafana.py sisock-node wide``: a subclass of
+  ``sisock.base.DataNodeServer``, started as sisock's example nodes are, its message
+  cap raised so a day fits) and sisock's Grafana bridge
+  (``components/grafana_server/grafana_http_json.py``, unmodified).
 
-Nothing asserts on timing; the exit status is non-zero only if the benchmark
-could not run.
+Both nodes serve the same noisy data: ten 1 Hz fields on one timeline (a slow drift,
+noise that differs per field and per sample, one-sample spikes), computed on demand.
+Like sisock's archive reader (g3_reader), the sisock node ignores ``min_stride``.
+
+Cases (each repetition asks a different day, so no cache answers; datasock and sisock
+alternate which goes first; medians):
+
+* ``query``: POST /query 1 day x 10 fields, maxDataPoints 1000, min-max (Grafana's whole
+  request body, no gzip). Goal <= 0.02, and <= 1000 points per target.
+* ``raw``: the same with every target in raw mode (864,000 points). Goal <= 0.15.
+* ``raw_gzip``: raw with ``Accept-Encoding: gzip`` as Grafana asks. Goal <= 0.25.
+* ``rest``: GET /api/data 1 day x 10 fields (JSON rows). sisock has no REST API: its
+  anchor is sisock's raw /query of the same day (the same samples as JSON). Goal <= 0.2.
+* ``wamp``: get_data 1 day x 1 field with min_stride 1 s over WAMP from this process, as
+  a sisock client asks it (plain lists), datasock's node against the sisock node. Goal <= 1.0.
+  Also printed: the same call asking datasock's node for packed arrays (``arrays``).
+
+Each ``ratio`` line is datasock / sisock (lower is better) with its goal and ``pass``
+or ``MISS``. Times are wall-clock on the client side until the whole body is read.
+Nothing asserts on timing; the exit status is non-zero only if the benchmark could not run.
 """
 from __future__ import annotations
 
+import argparse
 import gc
+import math
 import os
 import statistics
 import sys
@@ -42,14 +58,18 @@ from _stack import Stack  # noqa: E402
 
 FIELDS = [f"f{i}" for i in range(10)]
 DAY0 = 1_690_000_000.0 - 1_690_000_000.0 % 86400
-WARMUP, REPS = 3, 15
-RAW_SPAN = 6 * 3600.0
+WARMUP, REPS = 2, 7
 MAX_POINTS = 1000
+NODE = "wide"
+SISOCK_HUB = "components/hub/hub.py"
+SISOCK_BRIDGE = "components/grafana_server/grafana_http_json.py"
+#: (case, goal): the issue's table
+GOALS = {"query": 0.02, "raw": 0.15, "raw_gzip": 0.25, "rest": 0.2, "wamp": 1.0}
 
 
-def lab_values(i: int, t):
+def lab_formula(i: int, t):
     """Field ``i`` at times ``t``: drift, per-sample noise and a one-sample spike every
-    1000 + 37 i seconds (the same value for a time whatever range is asked)."""
+    1000 + 37 i seconds."""
     import numpy as np
 
     noise = np.modf(np.abs(np.sin(t * 12.9898 + i * 78.233)) * 43758.5453)[0] - 0.5
@@ -57,6 +77,36 @@ def lab_values(i: int, t):
     period = 1000 + 37 * i
     spikes = np.mod(t, period) == 0
     return np.where(spikes, v + (50.0 if i % 2 else -50.0) * (1 + np.mod(t // period, 3)), v)
+
+
+_DAY_PATTERNS: dict = {}
+
+
+def lab_values(i: int, t):
+    """Field ``i`` at whole-second times ``t`` (the same value for a time whatever range is
+    asked): :func:`lab_formula` over one day, computed once per process, repeated day
+    after day with a small offset per day. Both nodes serve this, so what the benchmark
+    measures is serving data, not computing sines."""
+    import numpy as np
+
+    return lab_columns([FIELDS[i]], t)[FIELDS[i]]
+
+
+def lab_columns(fields, t) -> dict:
+    """:func:`lab_values` of each of ``fields`` (names in FIELDS) at times ``t``, sharing
+    the work on the times."""
+    import numpy as np
+
+    seconds = np.floor(t).astype(np.int64)
+    where = seconds % 86400
+    offset = 0.001 * ((seconds // 86400) % 7)
+    out = {}
+    for f in fields:
+        i = FIELDS.index(f)
+        if i not in _DAY_PATTERNS:
+            _DAY_PATTERNS[i] = lab_formula(i, np.arange(86400.0))
+        out[f] = _DAY_PATTERNS[i][where] + offset
+    return out
 
 
 def serve_node(name: str) -> None:
@@ -73,7 +123,7 @@ def serve_node(name: str) -> None:
 
         def get_data(self, fields, start, end):
             t = np.arange(np.ceil(start), end, 1.0)
-            return {"one_hz": Samples(t, {f: lab_values(i, t) for i, f in enumerate(FIELDS)},
+            return {"one_hz": Samples(t, lab_columns([f for f in fields if f in FIELDS], t),
                                       finalized_until=float(end))}
 
     node = LabNode()
@@ -81,140 +131,266 @@ def serve_node(name: str) -> None:
     run(node)
 
 
+def serve_sisock_node(name: str) -> None:
+    """``grafana.py sisock-node NAME``: the same fields written the sisock way (a subclass of
+    sisock's own DataNodeServer, started with ApplicationRunner as sisock's examples are,
+    with its 1 MiB message cap raised so a day of ten fields fits in one reply)."""
+    import numpy as np
+    import six
+    from autobahn.twisted.wamp import ApplicationRunner
+    from OpenSSL import crypto
+    from twisted.internet._sslverify import OpenSSLCertificateAuthorities
+    from twisted.internet.ssl import CertificateOptions
+
+    import sisock.base
+
+    class LabNode(sisock.base.DataNodeServer):
+        description = "ten noisy 1 Hz fields with spikes on one timeline"
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.name = name
+
+        def _get_fields_blocking(self, start, end):
+            return ({f: {"description": "", "timeline": "one_hz", "type": "number", "units": "K"}
+                     for f in FIELDS}, {"one_hz": {"interval": 1.0, "field": list(FIELDS)}})
+
+        def _get_data_blocking(self, field, start, end, min_stride=None):
+            # like sisock's archive reader (g3_reader), min_stride is not implemented
+            start, end = sisock.base.sisock_to_unix_time(start), sisock.base.sisock_to_unix_time(end)
+            t = np.arange(np.ceil(start), end, 1.0)
+            columns = lab_columns([f for f in field if f in FIELDS], t)
+            data = {f: (columns[f].tolist() if f in FIELDS else []) for f in field}
+            return {"data": data, "timeline": {"one_hz": {"t": t.tolist(), "finalized_until": float(end)}}}
+
+    with open(".crossbar/server_cert.pem") as fp:
+        cert = crypto.load_certificate(crypto.FILETYPE_PEM, six.u(fp.read()))
+    options = CertificateOptions(trustRoot=OpenSSLCertificateAuthorities([cert]))
+    runner = ApplicationRunner("wss://%s:%d/ws" % (sisock.base.SISOCK_HOST, sisock.base.SISOCK_PORT),
+                               sisock.base.REALM, ssl=options,
+                               websocket_options={"maxMessagePayloadSize": 64 << 20,
+                                                  "maxFramePayloadSize": 64 << 20})
+    runner.run(LabNode)
+
+
+def serve_sisock_hub(hub_dir: str) -> None:
+    """``grafana.py sisock-hub DIR``: sisock's hub class from DIR/hub.py, unmodified, run with
+    autobahn's ApplicationRunner (sisock runs it as a crossbar component)."""
+    import six
+    from autobahn.twisted.wamp import ApplicationRunner
+    from OpenSSL import crypto
+    from twisted.internet._sslverify import OpenSSLCertificateAuthorities
+    from twisted.internet.ssl import CertificateOptions
+
+    import sisock.base
+
+    sys.path.insert(0, hub_dir)
+    from hub import hub
+
+    with open(".crossbar/server_cert.pem") as fp:
+        cert = crypto.load_certificate(crypto.FILETYPE_PEM, six.u(fp.read()))
+    options = CertificateOptions(trustRoot=OpenSSLCertificateAuthorities([cert]))
+    ApplicationRunner("wss://%s:%d/ws" % (sisock.base.SISOCK_HOST, sisock.base.SISOCK_PORT),
+                      sisock.base.REALM, ssl=options).run(hub)
+
+
 def counts(points: list[int]) -> str:
-    return f"{min(points)}..{max(points)} points per target (sum {sum(points)}, {len(points)} targets)"
+    return f"{min(points)}..{max(points)} points per target ({len(points)} targets)"
 
 
 def grafana_body(start: float, end: float, max_points: int, mode: str = "min-max") -> dict:
     iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(t))  # noqa: E731
+    interval_ms = max(1, int((end - start) * 1000 / max_points))
     return {"app": "dashboard", "requestId": "Q1", "timezone": "browser", "panelId": 1,
             "range": {"from": iso(start), "to": iso(end), "raw": {"from": "now-24h", "to": "now"}},
-            "interval": "1m", "intervalMs": max(1, int((end - start) * 1000 / max_points)),
+            # what Grafana writes for intervalMs (sisock's bridge reads this one)
+            "interval": f"{max(1, interval_ms // 1000)}s", "intervalMs": interval_ms,
             "maxDataPoints": max_points, "scopedVars": {}, "filters": [],
-            "targets": [{"refId": chr(65 + i), "target": f"wide::{f}", "payload": {"mode": mode},
+            "targets": [{"refId": chr(65 + i), "target": f"{NODE}::{f}", "payload": {"mode": mode},
                          "datasource": {"type": "simpod-json-datasource", "uid": "datasock"}}
                         for i, f in enumerate(FIELDS)]}
 
 
 def median_ms(samples: list[float]) -> str:
-    q = statistics.quantiles(samples, n=10)
+    q = statistics.quantiles(samples, n=10) if len(samples) > 1 else samples * 9
     return f"{statistics.median(samples) * 1e3:8.1f} ms (p10 {q[0] * 1e3:.1f}, p90 {q[-1] * 1e3:.1f}, n={len(samples)})"
 
 
+def start_datasock(stack: Stack) -> str:
+    from datasock.procutil import free_port
+
+    stack.start_router()
+    stack.start_hub()
+    stack.spawn("node", [sys.executable, str(Path(__file__).resolve()), "node", NODE])
+    port = free_port()
+    stack.spawn("http", [sys.executable, "-m", "datasock", "http"], {"DATASOCK_HTTP_PORT": str(port)})
+    return f"http://127.0.0.1:{port}"
+
+
+def start_sisock(stack: Stack) -> str:
+    from datasock import secretstore
+    from datasock.procutil import free_port
+    from datasock.testing.devstack import SISOCK_DIR, wait_until
+
+    stack.start_router()
+    env = {"CROSSBAR_TLS_PORT": str(stack.settings.tls_port), "TZ": "UTC"}
+    here = str(Path(__file__).resolve())
+    # sisock's hub joins as datasock's hub user (sisock/base.py reads WAMP_USER/WAMP_SECRET):
+    # the legacy `server` user gets a data node's rights only, not the hub's URIs
+    hub_secret = secretstore.load_secrets(stack.settings.home)["hub"]
+    hub = stack.spawn("sisock-hub", [sys.executable, here, "sisock-hub", str(SISOCK_DIR / "components" / "hub")],
+                      stack.sisock_env(**env, WAMP_USER="hub", WAMP_SECRET=hub_secret),
+                      cwd=stack.sisock_workdir("hub"))
+    # a sisock node announces itself once, at start: the hub must be there first
+    wait_until(lambda: "consumer.get_data_node" in hub.output() or stack.check_alive(), 60,
+               what="sisock's hub registered")
+    stack.spawn("sisock-node", [sys.executable, here, "sisock-node", NODE], stack.sisock_env(**env),
+                cwd=stack.sisock_workdir("node"))
+    wait_until(lambda: NODE in stack.node_names() or stack.check_alive(), 60, what="the sisock node listed")
+    port = free_port()
+    stack.spawn_sisock("sisock-grafana", SISOCK_BRIDGE, {**env, "PORT": str(port)})
+    return f"http://127.0.0.1:{port}"
+
+
+def wait_answers(stack: Stack, http: requests.Session, url: str, what: str) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        stack.check_alive()
+        try:
+            r = http.post(url + "/query", data=orjson.dumps(grafana_body(DAY0, DAY0 + 60, MAX_POINTS)),
+                          headers={"Content-Type": "application/json"}, timeout=30)
+            if r.status_code == 200 and r.json() and r.json()[0].get("datapoints"):
+                return
+        except (requests.RequestException, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not answer in time")
+        time.sleep(0.5)
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--reps", type=int, default=REPS)
+    args = parser.parse_args()
+
     import crochet
 
     crochet.setup()
-    from datasock.client import call, connect_once, credentials
-    from datasock.http_bridge import frames, reduction
-    from datasock.procutil import free_port, port_open
+    from datasock.client import call, connect_once, credentials, node_info
 
-    stack = Stack()
+    ours, theirs = Stack(), Stack()
+    theirs.env["DATASOCK_SISOCK_LEGACY"] = "1"
+    from datasock import settings as settings_mod
+    theirs.settings = settings_mod.load(theirs.env)
     try:
-        stack.start_router()
-        stack.spawn("hub", [sys.executable, "-m", "datasock", "hub"])
-        stack.spawn("node", [sys.executable, str(Path(__file__).resolve()), "node", "wide"])
-        port = free_port()
-        stack.env["DATASOCK_HTTP_PORT"] = str(port)
-        stack.spawn("http", [sys.executable, "-m", "datasock", "http"])
-        url = f"http://127.0.0.1:{port}"
+        d_url = start_datasock(ours)
+        s_url = start_sisock(theirs)
         http = requests.Session()
-        http.headers["Accept-Encoding"] = "identity"
-        settings = stack.settings
+        wait_answers(ours, http, d_url, "datasock's bridge")
+        wait_answers(theirs, http, s_url, "sisock's bridge")
 
-        @crochet.wait_for(timeout=30)
-        def connect():
-            return connect_once(settings, credentials(settings, "consumer"))
+        @crochet.wait_for(timeout=60)
+        def connect(stack):
+            return connect_once(stack.settings, credentials(stack.settings, "consumer"))
 
-        @crochet.wait_for(timeout=120)
-        def get_data(session, start, end, min_stride, **options):
-            kwargs = {} if min_stride is None else {"min_stride": min_stride}
-            return call(session, settings, "consumer.wide.get_data", FIELDS, start, end, timeout=120,
-                        **kwargs, **options)
+        @crochet.wait_for(timeout=300)
+        def wamp_call(session, stack, *args, **kwargs):
+            return call(session, stack.settings, f"consumer.{NODE}.get_data", *args, timeout=300, **kwargs)
 
-        deadline = time.monotonic() + 60
-        while True:
-            stack.check_alive()
-            try:
-                if port_open("127.0.0.1", port) and http.post(url + "/query", json=grafana_body(
-                        DAY0, DAY0 + 60, 1000)).json()[0].get("datapoints"):
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the bridge did not answer in time")
-            time.sleep(0.3)
-        session = connect()
+        @crochet.wait_for(timeout=60)
+        def info(session, stack):
+            return node_info(session, stack.settings, NODE)
 
-        import numpy as np
+        d_session, s_session = connect(ours), connect(theirs)
 
-        def bridge_case(start, span, mode):
-            body = grafana_body(start, start + span, MAX_POINTS, mode)
+        def query(url, start, mode, gzip=False):
+            body = orjson.dumps(grafana_body(start, start + 86400, MAX_POINTS, mode))
+            headers = {"Content-Type": "application/json", "Accept-Encoding": "gzip" if gzip else "identity"}
             began = time.perf_counter()
-            r = http.post(url + "/query", data=orjson.dumps(body), headers={"Content-Type": "application/json"})
+            r = http.post(url + "/query", data=body, headers=headers, stream=True)
+            raw = r.raw.read(decode_content=False)
             elapsed = time.perf_counter() - began
-            answer = r.json()
-            assert r.status_code == 200 and "X-Datasock-Errors" not in r.headers, r.text[:300]
-            return elapsed, [len(s["datapoints"]) for s in answer]
+            assert r.status_code == 200, raw[:300]
+            if gzip and r.headers.get("Content-Encoding") == "gzip":
+                import zlib
+                raw = zlib.decompress(raw, 31)
+            answer = orjson.loads(raw)
+            assert all(s.get("datapoints") for s in answer), str(answer)[:300]
+            return elapsed, [len(s["datapoints"]) for s in answer], len(raw)
 
-        def floor_case(start, span, mode):
-            stride = reduction.min_stride(start, start + span, MAX_POINTS, span * 1000 / MAX_POINTS, mode)
-            options = {"per_field": True} if stride is not None else {}
+        def rest(url, start):
+            params = {"node": NODE, "field": ",".join(FIELDS), "from": str(start), "to": str(start + 86400)}
             began = time.perf_counter()
-            reply = get_data(session, start, start + span, stride, **options)
-            own = reply.get("field_timeline", {})
-            answer = []
-            for f in FIELDS:
-                t = (own[f] if f in own else reply["timeline"]["one_hz"])["t"]
-                answer.append(frames.timeseries(f"wide::{f}", "A", np.asarray(t, dtype=np.float64),
-                                                  np.asarray(reply["data"][f], dtype=np.float64)))
-            frames.encode(answer)
-            return time.perf_counter() - began, [len(a["datapoints"]) for a in answer]
+            r = http.get(url + "/api/data", params=params, headers={"Accept-Encoding": "identity"})
+            body = r.content
+            elapsed = time.perf_counter() - began
+            assert r.status_code == 200, body[:300]
+            return elapsed, [len(orjson.loads(body))], len(body)
 
-        def run(span, mode, reps):
-            times = {"bridge": [], "floor": []}
-            points = {}
-            for i in range(WARMUP + reps):
-                day = DAY0 - (i + 1) * 86400  # a new range every time: no cache hits
-                order = (("bridge", bridge_case), ("floor", floor_case))
-                for name, case in (order if i % 2 == 0 else order[::-1]):
+        def wamp(session, stack, start, **options):
+            began = time.perf_counter()
+            reply = wamp_call(session, stack, ["f3"], start, start + 86400, min_stride=1.0, **options)
+            elapsed = time.perf_counter() - began
+            return elapsed, [len(reply["data"]["f3"])], 0
+
+        cases = {
+            "query": (lambda s: query(d_url, s, "min-max"), lambda s: query(s_url, s, "min-max")),
+            "raw": (lambda s: query(d_url, s, "raw"), lambda s: query(s_url, s, "raw")),
+            "raw_gzip": (lambda s: query(d_url, s, "raw", gzip=True), lambda s: query(s_url, s, "raw", gzip=True)),
+            "rest": (lambda s: rest(d_url, s), lambda s: query(s_url, s, "raw")),
+            "wamp": (lambda s: wamp(d_session, ours, s), lambda s: wamp(s_session, theirs, s)),
+        }
+        print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpu(s); 1 day x 10 noisy fields at 1 Hz "
+              f"on one timeline; {args.reps} repetitions after {WARMUP} warm-up, medians")
+        print(f"datasock node get_info: {info(d_session, ours)}")
+        anchors = {"rest": "sisock has no REST API: anchor is sisock's raw /query of the same day",
+                   "wamp": "anchor: a sisock DataNodeServer serving the same data (it ignores min_stride)"}
+        for name, (ours_case, theirs_case) in cases.items():
+            times = {"datasock": [], "sisock": []}
+            points, sizes = {}, {}
+            for i in range(WARMUP + args.reps):
+                start = DAY0 - (i + 1 + 20 * list(cases).index(name)) * 86400   # never the same day twice
+                order = [("datasock", ours_case), ("sisock", theirs_case)]
+                for who, case in (order if i % 2 == 0 else order[::-1]):
                     gc.collect()
-                    elapsed, n = case(day, span, mode)
+                    elapsed, n, size = case(start)
                     if i >= WARMUP:
-                        times[name].append(elapsed)
-                        points[name] = n
-            return times, points
-
-        print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpu(s)")
-        day = DAY0 - 86400
-        union = get_data(session, day, day + 86400, reduction.min_stride(day, day + 86400, MAX_POINTS, None))
-        print(f"1 day x 10 noisy fields at 1 Hz on one timeline, maxDataPoints={MAX_POINTS}")
-        print(f"  the node's M4 on the shared timeline (no per_field): "
-              f"{len(union['timeline']['one_hz']['t'])} points per target")
-        times, points = run(86400.0, "min-max", REPS)
-        print(f"  bridge /query       {median_ms(times['bridge'])}  {counts(points['bridge'])}")
-        print(f"  floor get_data+enc  {median_ms(times['floor'])}  {counts(points['floor'])}")
-        ratio = statistics.median(times["bridge"]) / statistics.median(times["floor"])
-        print(f"ratio grafana_query_1day_10fields bridge/floor = {ratio:.2f} (target <= 1.5); "
-              f"bridge {counts(points['bridge'])}")
-
-        times, points = run(RAW_SPAN, "raw", 7)
-        print(f"raw: {RAW_SPAN / 3600:g} h x 10 fields at 1 Hz, no downsampling")
-        for name in ("bridge", "floor"):
-            rate = sum(points[name]) / statistics.median(times[name])
-            print(f"  {name:<8} {median_ms(times[name])}  {rate / 1e6:.2f} M points/s  {counts(points[name])}")
-        ratio = statistics.median(times["bridge"]) / statistics.median(times["floor"])
-        print(f"ratio grafana_query_raw bridge/floor = {ratio:.2f}; bridge {counts(points['bridge'])}")
+                        times[who].append(elapsed)
+                        points[who], sizes[who] = n, size
+            print(f"{name}:")
+            for who in ("datasock", "sisock"):
+                extra = f", {sizes[who] / 1e6:.1f} MB" if sizes[who] else ""
+                print(f"  {who:<9} {median_ms(times[who])}  {counts(points[who])}{extra}")
+            ratio = statistics.median(times["datasock"]) / statistics.median(times["sisock"])
+            goal = GOALS[name]
+            bounded = "" if name != "query" else \
+                f"; points per target <= {MAX_POINTS}: {'pass' if max(points['datasock']) <= MAX_POINTS else 'MISS'}"
+            note = f" ({anchors[name]})" if name in anchors else ""
+            print(f"ratio {name} datasock/sisock = {ratio:.3f} (goal <= {goal:g}: "
+                  f"{'pass' if ratio <= goal else 'MISS'}{bounded}){note}")
+        # the same WAMP call as datasock's own components make it: packed arrays
+        packed = []
+        for i in range(args.reps):
+            start = DAY0 - (200 + i) * 86400
+            gc.collect()
+            packed.append(wamp(d_session, ours, start, arrays=True)[0])
+        print(f"  datasock node asked for packed arrays (arrays=True): {median_ms(packed)}")
         return 0
     except Exception as exc:  # noqa: BLE001 - report and fail, never leave processes behind
-        print(f"benchmark failed: {exc}\n{stack.describe_failures()}", file=sys.stderr)
+        print(f"benchmark failed: {exc!r}\n{ours.describe_failures()}\n{theirs.describe_failures()}",
+              file=sys.stderr)
         return 1
     finally:
-        stack.stop()
+        theirs.stop()
+        ours.stop()
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["node"]:
         serve_node(sys.argv[2])
+    elif sys.argv[1:2] == ["sisock-node"]:
+        serve_sisock_node(sys.argv[2])
+    elif sys.argv[1:2] == ["sisock-hub"]:
+        serve_sisock_hub(sys.argv[2])
     else:
         sys.exit(main())

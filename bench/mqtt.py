@@ -213,7 +213,9 @@ def main() -> int:
         broker.start()
         stack.env.update({"DATASOCK_MQTT_URL": broker.url,
                           "DATASOCK_MQTT_CLIENT_ID": f"bench-{uuid.uuid4().hex[:6]}",
-                          "DATASOCK_MQTT_BUFFER": str(max(n, 1000))})
+                          "DATASOCK_MQTT_BUFFER": str(max(n, 1000)),
+                          # raw throughput is measured: no input rate budget (docs/nodered.rst)
+                          "DATASOCK_MQTT_RATE": "0", "DATASOCK_MQTT_RATE_PER_TOPIC": "0"})
         stack.spawn("adapter", [sys.executable, "-m", "datasock", "mqtt"])
         # the adapter is ready once the MQTT-fed node answers RPC over MQTT
         from datasock.testing.mqtt import Collector

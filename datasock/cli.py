@@ -121,21 +121,40 @@ def stack_children(settings) -> tuple[list, list[str]]:
         f"OCS     {settings.ocs_url} and http://{settings.crossbar_host}:{settings.ocs_port}/call  "
         f"(anonymous, {settings.ocs_root}.* only)",
         f"archive {describe_index(load_archive_config())}",
+        f"web     {http.base_url}/  (open in a browser: nodes, fields, live plots)",
         f"grafana {http.base_url}  (Grafana JSON data source, REST under /api; auth: {http.auth})",
         *mqtt_lines,
     ]
     return children, lines
 
 
+def stack_probes(settings) -> dict:
+    """The network liveness probes of ``datasock up``'s children that have no heartbeat
+    (``{child: (what, check)}``, see :func:`supervisor.attach_liveness`)."""
+    from . import supervisor as sup
+    from .http_bridge import config as http_config
+    from .mqtt import config as mqtt_config
+
+    http, mqtt = http_config.load(settings.home), mqtt_config.load()
+    return {
+        "router": ("TLS handshake on its port", sup.tls_probe(sup.probe_host(settings.crossbar_listen),
+                                                              settings.tls_port)),
+        "http": ("GET /", sup.http_probe(sup.probe_host(http.listen), http.port, tls=bool(http.tls_cert))),
+        "mosquitto": ("MQTT CONNECT", sup.mqtt_probe(mqtt.url.host, mqtt.url.port)),
+    }
+
+
 def cmd_up(args) -> int:
     extras.require("up")
-    from . import extranodes
+    from . import extranodes, supervisor
     from .procutil import check_ports_free
     from .supervisor import Supervisor
 
     settings = _settings()
+    up = supervisor.load_settings()
     check_ports_free(stack_listens(settings))  # a held port ends `up` before anything starts
     children, lines = stack_children(settings)
+    supervisor.attach_liveness(children, up, stack_probes(settings))
     # the operator's own nodes (DATASOCK_NODES_FILE): checked before anything starts
     extra, monitors, extra_lines = extranodes.up_children(settings, children)
     sup = Supervisor(children + extra, monitors=monitors)
@@ -230,13 +249,32 @@ def cmd_nodes(args) -> int:
     return 0
 
 
+def csv_safe(cell):
+    """A CSV cell a spreadsheet will not run as a formula: as
+    :func:`datasock.http_bridge.rows.csv_safe` (kept in step by tests/unit/test_cli_csv.py),
+    repeated here because that module needs the ``http`` extra and ``datasock get`` does not."""
+    if isinstance(cell, str) and cell.startswith(("=", "+", "-", "@", "\t", "\r")):
+        return "'" + cell
+    return cell
+
+
+def _time_args(args) -> tuple[float, float]:
+    """``--start``/``--end`` as get_data arguments (see :func:`timeutil.parse_time_arg`):
+    ISO times absolute whatever their year, numbers <= 0 and ``now-1h`` relative."""
+    import time
+
+    from . import timeutil
+
+    now = time.time()
+    return timeutil.parse_time_arg(args.start, now), timeutil.parse_time_arg(args.end, now)
+
+
 def cmd_fields(args) -> int:
     from . import timeutil, wire
 
     wire.check_node_name(args.node)
-    fields, timelines = consumer_call(wire.node_procedure(args.node, "get_fields"),
-                                      timeutil.parse_time_arg(args.start),
-                                      timeutil.parse_time_arg(args.end))
+    start, end = _time_args(args)
+    fields, timelines = consumer_call(wire.node_procedure(args.node, "get_fields"), start, end)
     if args.json:
         print(json.dumps({"fields": fields, "timelines": timelines}, indent=2))
     else:
@@ -252,8 +290,8 @@ def cmd_get(args) -> int:
     wire.check_node_name(args.node)
     kwargs = {}
     if args.min_stride is not None:
-        kwargs["min_stride"] = args.min_stride
-    start, end = timeutil.parse_time_arg(args.start), timeutil.parse_time_arg(args.end)
+        kwargs["min_stride"] = timeutil.check_min_stride(args.min_stride)
+    start, end = _time_args(args)
     settings = _settings()
     # a node not on datasock's SDK (no get_info) is asked in windows under its 1 MiB message cap
     (fields, _), reply = client.run_as_consumer(settings, lambda session: client.read_node(
@@ -262,10 +300,10 @@ def cmd_get(args) -> int:
         print(json.dumps(reply))
         return 0
     out = csv.writer(sys.stdout, lineterminator="\n")
-    out.writerow(["t", *args.field])
+    out.writerow(["t", *map(csv_safe, args.field)])
     timeline_of = {name: meta["timeline"] for name, meta in fields.items()}
     for row in wire.rows_by_time(reply, args.field, timeline_of):
-        out.writerow(["" if v is None else (f"{v:.6f}" if i == 0 else v) for i, v in enumerate(row)])
+        out.writerow(["" if v is None else (f"{v:.6f}" if i == 0 else csv_safe(v)) for i, v in enumerate(row)])
     if "downsampled" in reply:
         print(f"datasock: reply downsampled: {reply['downsampled']}", file=sys.stderr)
     return 0
@@ -314,7 +352,8 @@ def parser() -> argparse.ArgumentParser:
 
     fields = sub.add_parser("fields", help="list a node's fields")
     fields.add_argument("node")
-    fields.add_argument("--start", default="-86400", help="Unix time, ISO 8601, or <= 0 for now-relative")
+    fields.add_argument("--start", default="-86400",
+                        help="ISO 8601 (absolute, any year), Unix time, now-1h, or <= 0 for now-relative")
     fields.add_argument("--end", default="0")
     fields.add_argument("--json", action="store_true")
     fields.set_defaults(func=cmd_fields)
@@ -322,7 +361,8 @@ def parser() -> argparse.ArgumentParser:
     get = sub.add_parser("get", help="print a node's data")
     get.add_argument("node")
     get.add_argument("field", nargs="+")
-    get.add_argument("--start", required=True, help="Unix time, ISO 8601, or <= 0 for now-relative")
+    get.add_argument("--start", required=True,
+                     help="ISO 8601 (absolute, any year), Unix time, now-1h, or <= 0 for now-relative")
     get.add_argument("--end", default="0")
     get.add_argument("--min-stride", type=float, default=None,
                      help="seconds per bucket: keep first/min/max/last of each (M4)")

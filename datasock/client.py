@@ -8,6 +8,7 @@ size limit would otherwise leave the caller waiting forever.
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,10 +174,48 @@ CAP_HINT = ("the node may have hit its message-size cap: a sisock node started w
             "(datasock's SDK has no such cap)")
 
 
+#: each session's last get_info answer per node (:func:`node_info` keeps it), which
+#: :func:`get_data` reads to know whether the node packs arrays
+_INFOS: "weakref.WeakKeyDictionary[Any, dict[str, dict | None]]" = weakref.WeakKeyDictionary()
+#: the most nodes remembered per session (forgotten all at once past it; the next
+#: node_info of each fills it again)
+MAX_REMEMBERED_NODES = 100_000
+
+
+def _remember(session, node: str, info: Any) -> dict | None:
+    info = info if isinstance(info, dict) else None
+    try:
+        known = _INFOS.setdefault(session, {})
+    except TypeError:   # a session that cannot be weakly referenced: nothing to remember
+        return info
+    if len(known) >= MAX_REMEMBERED_NODES and node not in known:
+        known.clear()
+    known[node] = info
+    return info
+
+
 def node_info(session, settings: Settings, node: str, timeout: float | None = None) -> defer.Deferred:
-    """The node's get_info answer, or None when it has none (a sisock node) or the call fails."""
+    """The node's get_info answer, or None when it has none (a sisock node) or the call fails.
+
+    The answer is remembered for ``session`` (until the next node_info of the node), so
+    that :func:`get_data` with ``arrays=True`` knows whether the node packs arrays."""
     d = call(session, settings, wire.node_procedure(node, INFO_PROCEDURE), timeout=timeout)
-    return d.addCallbacks(lambda info: info if isinstance(info, dict) else None, lambda _failure: None)
+    return d.addCallbacks(lambda info: _remember(session, node, info),
+                          lambda _failure: _remember(session, node, None))
+
+
+def known_info(session, node: str) -> dict | None:
+    """The get_info answer :func:`node_info` last had from ``node`` on ``session`` (or None)."""
+    try:
+        return (_INFOS.get(session) or {}).get(node)
+    except TypeError:
+        return None
+
+
+def packs_arrays(info: Any) -> bool:
+    """Whether a get_info answer says get_data packs arrays when asked (``arrays``)."""
+    dtypes = info.get(wire.ARRAYS) if isinstance(info, dict) else None
+    return isinstance(dtypes, (list, tuple)) and "<f8" in dtypes
 
 
 def does_m4(info: Any) -> bool:
@@ -191,7 +230,8 @@ def _cap_hint(failure, what: str):
 
 def get_data(session, settings: Settings, node: str, fields, start: float, end: float, *,
              capped: bool, timelines=None, timeline_of=None, timeout: float | None = None,
-             concurrency: int | None = None, reactor=_reactor, **kwargs: Any) -> defer.Deferred:
+             concurrency: int | None = None, reactor=_reactor, arrays: bool = False,
+             **kwargs: Any) -> defer.Deferred:
     """``get_data`` of ``node``; for a ``capped`` node (not on datasock's SDK) split into time
     windows whose replies stay under its 1 MiB message cap (see :mod:`datasock.windows`),
     asked ``concurrency`` at a time and merged.
@@ -199,10 +239,20 @@ def get_data(session, settings: Settings, node: str, fields, start: float, end: 
     ``timelines`` (:func:`windows.timelines_for`) sizes the windows, ``timeline_of``
     (field -> timeline) places fields in the merge. Extra keyword arguments (``min_stride``)
     go to every call.
+
+    ``arrays``: the caller takes numpy arrays where lists would be. A node whose last
+    :func:`node_info` on this session said it packs arrays is then asked with
+    ``arrays=True`` and its packed times and values come back as (read-only) numpy
+    arrays; any other node (a sisock node, an older SDK, a node never asked for its
+    info) is asked as before and answers lists.
     """
     procedure = wire.node_procedure(node, "get_data")
     fields = list(fields)
     if not capped:
+        if arrays and packs_arrays(known_info(session, node)):
+            d = call(session, settings, procedure, fields, start, end, timeout=timeout,
+                     **{**kwargs, wire.ARRAYS: True})
+            return d.addCallback(wire.unpack_reply)
         return call(session, settings, procedure, fields, start, end, timeout=timeout, **kwargs)
     try:
         start, end = timeutil.resolve_range(start, end, time.time())

@@ -7,7 +7,12 @@ single-sample spike survives, unlike with naive decimation.
 Buckets are aligned to absolute multiples of the stride
 (``bucket = floor(t / stride)``), so the same data gives the same buckets
 whatever the query's start time.  Everything is vectorised with numpy; there
-are no per-sample or per-bucket Python loops.
+are no per-sample or per-bucket Python loops, and no sort: the kept samples are
+marked in a boolean mask, which gives them in order.  A bucket of one or two
+samples is kept whole without looking at its values (its first and last sample
+are all of it), so a stride at or below the sampling interval costs almost
+nothing; minima and maxima are only computed over the samples of buckets that
+hold three or more.
 
 :func:`downsample` keeps whole samples of a shared timeline (sisock's reply
 shape); :func:`downsample_per_field` keeps each column's own extremes with its
@@ -84,6 +89,42 @@ def _extreme_indices(values, starts, lasts, counts):
     return found
 
 
+def _wide_buckets(starts, lasts, counts):
+    """The buckets of three or more samples, and the positions of their samples.
+
+    Returns ``(positions, starts, lasts, counts)`` where ``positions`` indexes the
+    original arrays (None when every bucket is wide: no copy is needed) and the
+    bounds are relative to ``positions``. Narrower buckets are kept whole by the
+    callers, so only these need their extremes computed.
+    """
+    wide = counts >= 3
+    if wide.all():
+        return None, starts, lasts, counts
+    positions = np.flatnonzero(np.repeat(wide, counts))
+    wide_counts = counts[wide]
+    wide_starts = np.cumsum(wide_counts) - wide_counts
+    return positions, wide_starts, wide_starts + wide_counts - 1, wide_counts
+
+
+def _mark_extremes(keep, values, bounds):
+    """Set ``keep`` at the first min and first max of ``values`` in each wide bucket."""
+    positions, starts, lasts, counts = bounds
+    if not len(counts):
+        return
+    sub = values if positions is None else values[positions]
+    for found in _extreme_indices(sub, starts, lasts, counts):
+        keep[found if positions is None else positions[found]] = True
+
+
+def _ends_mask(n, starts, lasts):
+    """A mask of length ``n`` marking every bucket's first and last sample (all of a
+    bucket of one or two)."""
+    keep = np.zeros(n, dtype=bool)
+    keep[starts] = True
+    keep[lasts] = True
+    return keep
+
+
 def _check_series(t, columns):
     """``t`` as a sorted 1-D float array and the columns as arrays of its length."""
     t = np.asarray(t, dtype=np.float64)
@@ -120,12 +161,15 @@ def m4_indices(
 
     starts, lasts = _bucket_bounds(t, stride)
     counts = lasts - starts + 1
-    parts = [starts, lasts]
-    for column in arrays:
-        if column.dtype.kind in _NUMERIC_KINDS:
-            parts.extend(_extreme_indices(column, starts, lasts, counts))
-    # np.unique sorts and removes the overlaps (e.g. a first that is also a min).
-    return np.unique(np.concatenate(parts)).astype(np.int64, copy=False)
+    if counts.max() <= 2:   # every sample is a first or a last: nothing to reduce
+        return np.arange(len(t), dtype=np.int64)
+    numeric = [column for column in arrays if column.dtype.kind in _NUMERIC_KINDS]
+    keep = _ends_mask(len(t), starts, lasts)
+    bounds = _wide_buckets(starts, lasts, counts)
+    for column in numeric:
+        _mark_extremes(keep, column, bounds)
+    # the mask gives the kept indices sorted and once each (a first that is also a min)
+    return np.flatnonzero(keep).astype(np.int64, copy=False)
 
 
 def downsample(
@@ -171,13 +215,16 @@ def downsample_per_field(
     stride = _check_stride(stride)
     starts, lasts = _bucket_bounds(t, stride)
     counts = lasts - starts + 1
-    ends = np.concatenate((starts, lasts))
+    if counts.max() <= 2:   # every sample is a first or a last: nothing to reduce
+        return {name: (t, values) for name, values in zip(names, arrays)}
+    ends = _ends_mask(len(t), starts, lasts)
+    bounds = _wide_buckets(starts, lasts, counts)
     out = {}
     for name, values in zip(names, arrays):
-        parts = [ends]
+        keep = ends.copy()
         if values.dtype.kind in _NUMERIC_KINDS:
-            parts.extend(_extreme_indices(values, starts, lasts, counts))
-        keep = np.unique(np.concatenate(parts))
+            _mark_extremes(keep, values, bounds)
+        keep = np.flatnonzero(keep)
         out[name] = (t[keep], values[keep])
     return out
 
@@ -230,7 +277,7 @@ def bounded_m4_indices(
         candidates += [0, n - 1]
         chosen = list(dict.fromkeys(int(i) for i in candidates))[:per_bucket]
         return np.array(sorted(chosen), dtype=np.int64)
-    parts = [starts, lasts]
+    keep = _ends_mask(n, starts, lasts)
     if numeric:
-        parts.extend(_extreme_indices(values, starts, lasts, counts))
-    return np.unique(np.concatenate(parts)).astype(np.int64, copy=False)
+        _mark_extremes(keep, values, _wide_buckets(starts, lasts, counts))
+    return np.flatnonzero(keep).astype(np.int64, copy=False)

@@ -1,9 +1,12 @@
-"""A fixed-capacity, thread-safe ring buffer of time-stamped samples.
+"""A bounded, thread-safe ring buffer of time-stamped samples.
 
 Live data nodes append samples from one thread while queries read from
 another; every public method takes the same lock, so readers always see a
-consistent buffer.  Storage is one numpy array per column, preallocated to the
-capacity; when full, new samples overwrite the oldest.
+consistent buffer.  Storage is one numpy array per column.  It starts small
+(:data:`INITIAL_SLOTS` samples) and doubles as samples arrive, up to the
+capacity, so memory follows the samples held rather than the capacity (a
+buffer of capacity 86400 holding ten samples costs about a kilobyte, not
+1.4 MB); once full, new samples overwrite the oldest.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from datasock.errors import InvalidArgument
+
+#: samples a new buffer has room for before it first grows (at most its capacity)
+INITIAL_SLOTS = 64
 
 
 def _fill_value(dtype):
@@ -54,7 +60,9 @@ class RingBuffer:
     Each sample has a float64 time and one value per field.  Value columns
     are float64 unless ``dtypes`` maps a field to another numpy dtype
     (e.g. ``bool``, or ``object`` for strings).  Times must be
-    non-decreasing.
+    non-decreasing.  Storage grows with the samples held, from ``initial``
+    slots (default :data:`INITIAL_SLOTS`) by doubling, and never beyond
+    ``capacity``.
     """
 
     def __init__(
@@ -62,6 +70,7 @@ class RingBuffer:
         capacity: int,
         fields: Sequence[str],
         dtypes: Mapping[str, Any] | None = None,
+        initial: int | None = None,
     ):
         if (
             isinstance(capacity, (bool, np.bool_))
@@ -89,9 +98,20 @@ class RingBuffer:
                 f"dtypes given for unknown fields {unknown}; fields are {list(fields)}"
             )
 
+        if initial is None:
+            initial = INITIAL_SLOTS
+        if (
+            isinstance(initial, (bool, np.bool_))
+            or not isinstance(initial, numbers.Integral)
+            or initial < 1
+        ):
+            raise InvalidArgument(f"initial must be an integer >= 1, got {initial!r}")
+
         self._capacity = int(capacity)
+        # physical length of the arrays: grows by doubling up to the capacity
+        self._alloc = min(int(initial), self._capacity)
         self._fields = fields
-        self._time = np.empty(self._capacity, dtype=np.float64)
+        self._time = np.empty(self._alloc, dtype=np.float64)
         self._columns = {}
         self._fills = {}
         for name in fields:
@@ -102,8 +122,7 @@ class RingBuffer:
                     f"dtype for field {name!r} is not a numpy dtype: "
                     f"{dtypes[name]!r}"
                 ) from None
-            self._columns[name] = np.empty(self._capacity, dtype=dtype)
-            self._columns[name][:] = _fill_value(dtype)
+            self._columns[name] = np.empty(self._alloc, dtype=dtype)
             self._fills[name] = _fill_value(dtype)
         self._head = 0  # physical index of the oldest sample
         self._size = 0
@@ -139,8 +158,9 @@ class RingBuffer:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of preallocated storage (object columns count pointers only)."""
-        return self._time.nbytes + sum(c.nbytes for c in self._columns.values())
+        """Bytes of storage allocated so far (object columns count pointers only)."""
+        with self._lock:
+            return self._time.nbytes + sum(c.nbytes for c in self._columns.values())
 
     def __len__(self) -> int:
         with self._lock:
@@ -166,11 +186,13 @@ class RingBuffer:
                     "times must be non-decreasing"
                 )
             if self._size < self._capacity:
-                slot = (self._head + self._size) % self._capacity
+                if self._size == self._alloc:
+                    self._grow(self._size + 1)
+                slot = (self._head + self._size) % self._alloc
                 self._size += 1
             else:
                 slot = self._head
-                self._head = (self._head + 1) % self._capacity
+                self._head = (self._head + 1) % self._alloc
             self._time[slot] = t
             for name, value in row.items():
                 self._columns[name][slot] = value
@@ -201,13 +223,16 @@ class RingBuffer:
                 times = times[skip:]
                 batch = {name: column[skip:] for name, column in batch.items()}
                 count = self._capacity
-            tail = (self._head + self._size) % self._capacity
+            if self._size + count > self._alloc:
+                self._grow(self._size + count)
+            tail = (self._head + self._size) % self._alloc
             self._write(tail, self._time, times)
             for name, column in batch.items():
                 self._write(tail, self._columns[name], column)
             overflow = self._size + count - self._capacity
             if overflow > 0:
-                self._head = (self._head + overflow) % self._capacity
+                # only a buffer grown to its capacity overflows: _alloc == _capacity
+                self._head = (self._head + overflow) % self._alloc
                 self._size = self._capacity
             else:
                 self._size += count
@@ -252,14 +277,35 @@ class RingBuffer:
 
     def _newest_index(self):
         """Physical index of the newest sample; buffer must be non-empty."""
-        return (self._head + self._size - 1) % self._capacity
+        return (self._head + self._size - 1) % self._alloc
+
+    def _grow(self, needed):
+        """Reallocate to hold at least ``needed`` samples (doubling, at most the
+        capacity), the held samples moved to the front in logical order."""
+        alloc = self._alloc
+        while alloc < needed:
+            alloc *= 2
+        alloc = min(alloc, self._capacity)
+        if alloc == self._alloc:
+            return
+        size = self._size
+
+        def moved(array):
+            grown = np.empty(alloc, dtype=array.dtype)
+            grown[:size] = self._take(array, 0, size)
+            return grown
+
+        self._time = moved(self._time)
+        self._columns = {name: moved(column) for name, column in self._columns.items()}
+        self._alloc = alloc
+        self._head = 0
 
     def _segments(self):
         """The stored times as one or two physical slices in logical order."""
         end = self._head + self._size
-        if end <= self._capacity:
+        if end <= self._alloc:
             return [self._time[self._head:end]]
-        return [self._time[self._head:], self._time[: end - self._capacity]]
+        return [self._time[self._head:], self._time[: end - self._alloc]]
 
     def _search(self, value):
         """Logical index of the first stored time >= ``value``."""
@@ -275,16 +321,16 @@ class RingBuffer:
         """Copy logical samples ``lo`` to ``hi`` (exclusive) of ``array``."""
         first = self._head + lo
         last = self._head + hi
-        if last <= self._capacity:
+        if last <= self._alloc:
             return array[first:last].copy()
-        if first >= self._capacity:
-            return array[first - self._capacity: last - self._capacity].copy()
-        return np.concatenate((array[first:], array[: last - self._capacity]))
+        if first >= self._alloc:
+            return array[first - self._alloc: last - self._alloc].copy()
+        return np.concatenate((array[first:], array[: last - self._alloc]))
 
     def _write(self, start, array, data):
-        """Write ``data`` (at most capacity long) into ``array`` from physical
-        index ``start``, wrapping round the end."""
-        room = self._capacity - start
+        """Write ``data`` (at most the allocated length) into ``array`` from
+        physical index ``start``, wrapping round the end."""
+        room = self._alloc - start
         if len(data) <= room:
             array[start:start + len(data)] = data
         else:

@@ -11,7 +11,9 @@ other failure), never a traceback.
 from __future__ import annotations
 
 import inspect
+import os
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 import txaio
@@ -66,6 +68,34 @@ def run_program(prog: str, program: Callable[..., Any], *loaders: Callable[[Any]
     return EXIT_OK if result is None else int(result)
 
 
+#: set by ``datasock up`` (datasock.supervisor): the file this process's reactor touches every
+#: HEARTBEAT_INTERVAL seconds, so the supervisor sees it answer (liveness)
+HEARTBEAT_ENV = "DATASOCK_HEARTBEAT_FILE"
+HEARTBEAT_INTERVAL = 1.0
+
+
+def start_heartbeat(reactor, environ=os.environ) -> task.LoopingCall | None:
+    """Touch the heartbeat file ``datasock up`` named (HEARTBEAT_ENV) from the reactor.
+
+    The variable is removed from ``environ`` so processes this one starts do not beat
+    for it. Nothing happens without it.
+    """
+    path = environ.pop(HEARTBEAT_ENV, None)
+    if not path:
+        return None
+    beat = Path(path)
+
+    def touch() -> None:
+        try:
+            beat.touch()
+        except OSError:
+            pass  # the supervisor's directory is gone: it is stopping
+    loop = task.LoopingCall(touch)
+    loop.clock = reactor
+    loop.start(HEARTBEAT_INTERVAL, now=True)
+    return loop
+
+
 def react(main, *args, prog: str = "datasock") -> None:
     """Run ``main(reactor, *args)`` (returning a Deferred or coroutine) and exit with its code.
 
@@ -73,6 +103,7 @@ def react(main, *args, prog: str = "datasock") -> None:
     (:func:`datasock.errors.exit_status`), never a traceback.
     """
     def wrapped(reactor):
+        start_heartbeat(reactor)
         # maybeDeferred: a DatasockError raised before main's first await is handled too
         d = defer.maybeDeferred(main, reactor, *args).addCallback(
             lambda result: defer.ensureDeferred(result) if inspect.isawaitable(result) else result)

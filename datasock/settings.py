@@ -324,6 +324,7 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("mqtt", "datasock.mqtt.config"),
     ("ocs", "datasock.ocs"),
     ("deploy", "datasock.deploy"),
+    ("up", "datasock.supervisor"),
 )
 
 

@@ -204,7 +204,8 @@ def merge(replies: Sequence[Any], windows: Sequence[tuple[float, float]], fields
     (``[]`` without samples). A field missing from a window whose reply has its
     timeline gets ``None`` for those samples, so values stay aligned with times.
     ``timeline_of`` (field -> timeline, from get_fields) places each field; a field it
-    does not name goes to the one timeline of its length.
+    does not name goes to the one timeline of its length. A window's ``downsampled``
+    is kept (several: ``{"windows": [...]}``), so whoever reads the merge is told.
     """
     if len(replies) != len(windows):
         raise ValueError(f"{len(replies)} replies for {len(windows)} windows")
@@ -239,5 +240,10 @@ def merge(replies: Sequence[Any], windows: Sequence[tuple[float, float]], fields
             if f not in mapping and isinstance(values, (list, tuple)):
                 # no timeline to place them on: kept as they came, as a single call would
                 data[f].extend(values)
-    return {"data": data, "timeline": {name: {"t": t, "finalized_until": finals[name]}
-                                       for name, t in times.items()}}
+    merged = {"data": data, "timeline": {name: {"t": t, "finalized_until": finals[name]}
+                                         for name, t in times.items()}}
+    # a window's reduction (a datasock node's ``downsampled``) must not be lost in the merge
+    reduced = [reply["downsampled"] for reply in replies if reply.get("downsampled")]
+    if reduced:
+        merged["downsampled"] = reduced[0] if len(reduced) == 1 else {"windows": reduced}
+    return merged

@@ -13,6 +13,11 @@ import numpy as np
 from .errors import InvalidArgument
 
 # URI suffixes under the base URI (sisock's names)
+# URI prefixes (the router's permissions are written over them)
+DATA_NODE_PREFIX = "data_node."       # the hub's procedures for nodes
+CONSUMER_PREFIX = "consumer."         # what consumers call: the nodes' procedures and the hub's listing
+HUB_PREFIX = "hub."                   # the hub's own events
+META_SESSION_PREFIX = "wamp.session."  # the router's session meta API (not under the base URI)
 NODE_ADD = "data_node.add"
 NODE_SUBTRACT = "data_node.subtract"
 GET_DATA_NODE = "consumer.get_data_node"
@@ -108,3 +113,62 @@ def rows_by_time(reply: Mapping, fields: Sequence[str], timeline_of: Mapping[str
         for t, v in zip(timeline["t"], values):
             rows.setdefault(t, [None] * len(fields))[column] = v
     return [[t, *rows[t]] for t in sorted(rows)]
+
+
+# -- packed arrays (datasock only: asked for with get_data's ``arrays`` keyword) ---------------
+#: get_data keyword of datasock's SDK: numeric columns and times come as packed arrays
+ARRAYS = "arrays"
+#: what a node's get_info lists under ``"arrays"``: the dtypes it packs
+ARRAY_DTYPES = ("<f8", "<i8")
+_ARRAY_KEYS = frozenset(("dtype", "bytes"))
+
+
+def pack_array(values: Any) -> Any:
+    """A numeric numpy array as ``{"dtype": "<f8"|"<i8", "bytes": little-endian bytes}``.
+
+    Floats become float64, integers (signed, or unsigned up to 32 bits) int64; anything
+    else (strings, bools, objects, uint64) is returned as the plain list :func:`to_wire`
+    gives, so a packed reply is sisock's shape wherever packing does not apply. msgpack
+    carries the bytes as one binary value: no per-sample work on either side.
+    """
+    array = np.asarray(values)
+    kind = array.dtype.kind
+    if array.ndim == 1 and (kind == "f" or kind == "i" or (kind == "u" and array.dtype.itemsize <= 4)):
+        dtype = "<f8" if kind == "f" else "<i8"
+        return {"dtype": dtype, "bytes": np.ascontiguousarray(array, dtype=dtype).tobytes()}
+    return to_wire(array)
+
+
+def is_packed(value: Any) -> bool:
+    """Whether ``value`` is a :func:`pack_array` map."""
+    return isinstance(value, Mapping) and value.keys() == _ARRAY_KEYS
+
+
+def unpack_array(value: Any) -> np.ndarray:
+    """The numpy array of a :func:`pack_array` map (read-only, no copy); InvalidArgument
+    for a malformed one."""
+    dtype, data = value.get("dtype"), value.get("bytes")
+    if dtype not in ARRAY_DTYPES or not isinstance(data, (bytes, bytearray, memoryview)):
+        raise InvalidArgument(f"not a packed array: dtype {dtype!r}, bytes of type {type(data).__name__}")
+    if len(data) % 8:
+        raise InvalidArgument(f"a packed {dtype} array of {len(data)} bytes (not a multiple of 8)")
+    return np.frombuffer(data, dtype=np.dtype(dtype))
+
+
+def unpack_reply(reply: Any) -> Any:
+    """A get_data reply with every packed array (values, timeline and per-field times)
+    turned into a numpy array; anything else is left as it is. Returns ``reply``."""
+    if not isinstance(reply, dict):
+        return reply
+    data = reply.get("data")
+    if isinstance(data, dict):
+        for field, values in data.items():
+            if is_packed(values):
+                data[field] = unpack_array(values)
+    for key in ("timeline", "field_timeline"):
+        timelines = reply.get(key)
+        if isinstance(timelines, dict):
+            for timeline in timelines.values():
+                if isinstance(timeline, dict) and is_packed(timeline.get("t")):
+                    timeline["t"] = unpack_array(timeline["t"])
+    return reply

@@ -8,10 +8,16 @@ them: ``<provider description>.<field>``.
 
 A file that ends mid-frame (still being written, or truncated) or is corrupt
 keeps the frames read before the problem; the error is reported, never raised.
+When a read stops early, :func:`frame_damage` looks at the bytes where it stopped
+and tells a truncated tail (the start of a frame the file ends inside: a file still
+being written, or cut) from corrupt content (bytes that are no frame, or a whole
+frame the reader refused), see :attr:`HKFile.damage`.
 """
 from __future__ import annotations
 
 import dataclasses
+import os
+import struct
 from typing import Callable
 
 import numpy as np
@@ -51,6 +57,10 @@ class Block:
         return self.t.nbytes + sum(v.nbytes for v in self.data.values())
 
 
+#: why a read stopped early (:attr:`HKFile.damage`)
+TRUNCATED, CORRUPT, UNREADABLE = "truncated", "corrupt", "unreadable"
+
+
 @dataclasses.dataclass
 class HKFile:
     blocks: list[Block]
@@ -59,6 +69,11 @@ class HKFile:
     #: why reading stopped early, or None
     error: str | None
     versions: set[int]
+    #: None (read to its end), TRUNCATED (ends inside a frame), CORRUPT (bytes that are
+    #: no frame, or a frame that cannot be read) or UNREADABLE (the file could not be opened)
+    damage: str | None = None
+    #: byte offset where the truncated frame or the corrupt content starts
+    offset: int | None = None
 
     @property
     def nbytes(self) -> int:
@@ -134,14 +149,23 @@ def read(path: str, values: bool = True, want: Callable[[str], bool] | None = No
     versions: set[int] = set()
     frames = 0
     error = None
+    start = 0         # where the frame being read starts
+    try:
+        # the bytes present now are whole; any later ones may be mid-write
+        size = os.stat(path).st_size
+    except OSError as exc:
+        return HKFile([], 0, f"{type(exc).__name__}: {exc}", versions, UNREADABLE, None)
     try:
         reader = core.G3Reader(path)
         while True:
+            start = reader.tell()
             got = reader.Process(None)
             if not got:
                 break
-            frames += 1
             frame = got[0]
+            if not _plausible_type(int(frame.type)):
+                raise ValueError(f"frame of type {int(frame.type):#x}")  # e.g. a zero-filled tail
+            frames += 1
             if frame.type != core.G3FrameType.Housekeeping:
                 continue
             version = int(frame["hkagg_version"]) if "hkagg_version" in frame else 0
@@ -168,8 +192,102 @@ def read(path: str, values: bool = True, want: Callable[[str], bool] | None = No
                         gather = gathers[key] = _Gather(*key)
                     gather.add(block, values, want)
     except Exception as exc:  # spt3g raises RuntimeError for short reads and garbage alike
-        error = f"{type(exc).__name__}: {exc}"
-    return HKFile([g.build() for g in gathers.values()], frames, error, versions)
+        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    damage = None
+    if error is not None:
+        try:
+            with open(path, "rb") as f:
+                def at(offset: int, n: int) -> bytes:
+                    f.seek(offset)
+                    return f.read(n)
+                damage, why = frame_damage(at, start, size)
+            what = "corrupt content" if damage == CORRUPT else damage
+            error = f"{what} at byte {start}: {why} ({error})"
+        except OSError as exc:
+            damage = UNREADABLE
+            error = f"{error}; then {type(exc).__name__}: {exc}"
+    return HKFile([g.build() for g in gathers.values()], frames, error, versions, damage,
+                  None if damage in (None, UNREADABLE) else start)
+
+
+# -- telling a truncated tail from corrupt content ---------------------------------------
+#: bounds no real frame reaches; a length beyond them is garbage, not a frame being written
+MAX_FRAME_KEYS = 10_000
+MAX_KEY_BYTES = 4096
+MAX_BLOB_BYTES = 1 << 32
+
+
+class _Short(Exception):
+    """The bytes end before the frame does."""
+
+
+def _plausible_type(code: int) -> bool:
+    """A G3 frame type: 1 to 4 printable ASCII characters, right-justified (so3g's codes)."""
+    chars = code.to_bytes(4, "big").lstrip(b"\0")
+    return 0 < len(chars) and all(0x20 < c < 0x7F for c in chars)
+
+
+def frame_damage(read: Callable[[int, int], bytes], offset: int, end: int) -> tuple[str, str]:
+    """Why the frames of a G3 file stop at byte ``offset``: ``(TRUNCATED or CORRUPT, description)``.
+
+    ``read(at, n)`` gives the file's bytes; only those before ``end`` (its size when the
+    read began) count, as later ones may be mid-write. A G3 frame is cereal's portable
+    binary of spt3g's ``G3Frame``: an endianness byte, the frame version (1), the number
+    of keys, the frame type, then per key its name and its serialised object, each a
+    64-bit length and bytes, then a CRC. The bytes are TRUNCATED when they are a
+    plausible start of a frame that ends past ``end`` (a file still being written, or
+    cut); CORRUPT when they are no frame start, hold a length no frame has, or hold a
+    whole frame the reader refused (CRC mismatch, undecodable object).
+    """
+    pos = offset
+
+    def take(n: int) -> bytes:
+        nonlocal pos
+        if pos + n > end:
+            raise _Short
+        got = read(pos, n)
+        if len(got) < n:    # shrank since
+            raise _Short
+        pos += n
+        return got
+
+    try:
+        flag = take(1)[0]
+        if flag not in (0, 1):
+            return CORRUPT, f"no G3 frame starts here (byte {flag:#04x})"
+        order = "<" if flag else ">"
+
+        def number(fmt: str) -> int:
+            return struct.unpack(order + fmt, take(struct.calcsize(fmt)))[0]
+        version = number("I")
+        if version != 1:
+            return CORRUPT, f"no G3 frame starts here (frame version {version})"
+        keys = number("i")
+        if not 0 <= keys <= MAX_FRAME_KEYS:
+            return CORRUPT, f"a frame header with {keys} keys"
+        kind = number("I")
+        if not _plausible_type(kind):
+            return CORRUPT, f"a frame header of type {kind:#x}"
+        for _ in range(keys):
+            length = number("Q")
+            if not 0 < length <= MAX_KEY_BYTES:
+                return CORRUPT, f"a frame key of {length} bytes"
+            try:
+                name = take(length).decode()
+            except UnicodeDecodeError:
+                name = "\0"
+            if not name.isprintable():
+                return CORRUPT, "a frame key that is not text"
+            length = number("Q")
+            if length > MAX_BLOB_BYTES:
+                return CORRUPT, f"a frame object of {length} bytes"
+            if pos + length > end:
+                raise _Short
+            pos += length
+        take(4)     # the CRC
+    except _Short:
+        return TRUNCATED, f"a partial frame ({end - offset} bytes, the file ends inside it)"
+    return CORRUPT, f"a whole frame of {pos - offset} bytes that cannot be read"
 
 
 # -- writing (sample archives and tests) --------------------------------------------

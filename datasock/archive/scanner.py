@@ -4,8 +4,11 @@ A pass lists the ``.g3`` files, asks :func:`.schema.decide` what to do with each
 (new, grown, changed, retry, unchanged) and reads only those that need it. A file
 that cannot be read to its end keeps the frames read before the problem and is
 read again when it changes or after DATASOCK_ARCHIVE_RETRY seconds; it never
-stops the scanner. Each file read is hashed (a copy is then served once) and, when
-read whole, summarised (M4 at :data:`.summary.LEVELS`, kept in the index).
+stops the scanner. :func:`state_of` and :func:`damage_report` tell a file still
+being written (a partial last frame, recently modified) from a truncated one and
+from corrupt content, and report each finding about an unchanged file once. Each
+file read is hashed (a copy is then served once) and, when read whole, summarised
+(M4 at :data:`.summary.LEVELS`, kept in the index).
 
 A database that fails or stops answering (DATASOCK_ARCHIVE_DB_TIMEOUT) costs one
 log line per attempt; the scanner tries again after a growing delay
@@ -89,16 +92,12 @@ def scan_once(index: Index, directory, retry_after: float = 600.0, progress: boo
             continue
         digest = content_hash(path)
         contents = hkfile.read(path)
-        state = schema.state_after_read(contents.frames, contents.error)
-        if state != schema.OK:
-            report.partial += state == schema.PARTIAL
-            report.corrupt += state == schema.CORRUPT
-            growing = state == schema.PARTIAL and now - mtime < GROWING_WINDOW
-            (log.info if growing else log.warn)(
-                "{path}: {what} after {frames} frames ({error}); {kept}, will read it again",
-                path=path, frames=contents.frames, error=contents.error,
-                what="still being written" if growing else "unreadable",
-                kept="indexed the frames before that" if contents.frames else "recorded as corrupt")
+        state = state_of(contents)
+        report.partial += state == schema.PARTIAL
+        report.corrupt += state == schema.CORRUPT
+        level, message = damage_report(path, contents, size, mtime, known.get(path), now)
+        if level:
+            getattr(log, level)("{message}", message=message)
         index.store(path, size, mtime, contents, state, now=clock(), content_hash=digest,
                     summaries=summaries_of(contents) if state == schema.OK else None)
         report.read += 1
@@ -106,6 +105,58 @@ def scan_once(index: Index, directory, retry_after: float = 600.0, progress: boo
         bar.update(1)
     bar.close()
     return report
+
+
+def state_of(contents: hkfile.HKFile) -> str:
+    """The index state of a file read into ``contents``.
+
+    OK: read to its end; PARTIAL: it ends inside a frame (being written, or cut);
+    CORRUPT: corrupt content or unreadable. Both keep the frames read before the damage.
+    """
+    if contents.error is None:
+        return schema.OK
+    return schema.PARTIAL if contents.damage == hkfile.TRUNCATED else schema.CORRUPT
+
+
+def damage_report(path: str, contents: hkfile.HKFile, size: int, mtime: float,
+                  known: schema.KnownFile | None, now: float) -> tuple[str | None, str]:
+    """``(log level or None, message)`` for a file just read into ``contents``.
+
+    A partial last frame in a file modified within :data:`GROWING_WINDOW` is a file
+    still being written (info). An older one is a truncated file, and corrupt content
+    (bytes that are no frame, or a frame that cannot be read) is corrupt wherever it
+    is, however recent: both are a warning naming the byte offset, given once: a
+    read of the same, unchanged file (``known``: what the index held before; read
+    again after DATASOCK_ARCHIVE_RETRY seconds) that finds the same is logged at
+    debug level only.
+    """
+    state = state_of(contents)
+    if state == schema.OK:
+        if known is not None and _was_reported(known):
+            return "info", f"{path}: now read to its end ({contents.frames} frames)"
+        return None, ""
+    kept = "the frames before it are indexed" if contents.frames else "nothing in it is indexed"
+    growing = state == schema.PARTIAL and now - mtime < GROWING_WINDOW
+    if growing:
+        return "info", (f"{path}: still being written ({contents.frames} whole frames, then a partial "
+                        f"frame from byte {contents.offset}); will read it again as it grows")
+    if contents.damage == hkfile.TRUNCATED:
+        message = (f"{path}: truncated: the frame from byte {contents.offset} is incomplete and the file "
+                   f"has not changed for {now - mtime:.0f} s; {kept}; it is read again when it changes")
+    elif contents.damage == hkfile.UNREADABLE:
+        message = f"{path}: cannot be read ({contents.error}); it is read again later"
+    else:
+        message = (f"{path}: unreadable after {contents.frames} frames: {contents.error}; {kept}; "
+                   "not a file being written: read again when it changes")
+    same_file = known is not None and (known.size, known.mtime) == (size, mtime)
+    reported = same_file and known.state == state and _was_reported(known)
+    return ("debug" if reported else "warn"), message
+
+
+def _was_reported(known: schema.KnownFile) -> bool:
+    """Whether the last read of ``known`` warned about it (corrupt, or truncated and not growing)."""
+    return known.state == schema.CORRUPT or (
+        known.state == schema.PARTIAL and known.scanned_at - known.mtime >= GROWING_WINDOW)
 
 
 def content_hash(path: str) -> str | None:

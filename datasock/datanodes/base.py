@@ -170,14 +170,16 @@ class NodeRunner:
         return fields_reply(fields)
 
     @defer.inlineCallbacks
-    def get_data(self, field, start, end, min_stride=None, per_field=False):
-        # per_field (datasock only): M4 per field, each with its own times (reply.data_reply)
+    def get_data(self, field, start, end, min_stride=None, per_field=False, arrays=False):
+        # per_field, arrays (datasock only): M4 per field, each with its own times; numeric
+        # columns and times as packed arrays (reply.data_reply)
         try:
             fields = wire.check_field_list(field)
             start, end = timeutil.resolve_range(start, end, self.clock())
             stride = timeutil.check_min_stride(min_stride)
-            if not isinstance(per_field, bool):
-                raise InvalidArgument(f"per_field must be true or false, got {per_field!r}")
+            for name, flag in (("per_field", per_field), ("arrays", arrays)):
+                if not isinstance(flag, bool):
+                    raise InvalidArgument(f"{name} must be true or false, got {flag!r}")
         except InvalidArgument as exc:
             raise _invalid(self.settings, str(exc))
         # a node with ``accepts_min_stride = True`` also gets the stride (docs/datanode.rst)
@@ -185,14 +187,16 @@ class NodeRunner:
                                           *((stride,) if getattr(self.node, "accepts_min_stride", False) else ()))
         # trimming, M4 and list conversion are CPU work: keep them off the reactor
         reply = yield threads.deferToThread(data_reply, timelines or {}, fields, start, end, stride,
-                                            self.settings.max_message_size // 2, per_field)
+                                            self.settings.max_message_size // 2, per_field, arrays)
         return reply
 
     def get_info(self):
         """What this node is: ``consumer.<name>.get_info`` (datasock only)."""
         from .. import __version__
         return {"sdk": "datasock", "version": __version__, "downsample": "m4",
-                "max_message_size": self.settings.max_message_size}
+                "max_message_size": self.settings.max_message_size,
+                # get_data(..., arrays=True) packs these dtypes (wire.pack_array)
+                wire.ARRAYS: list(wire.ARRAY_DTYPES)}
 
     # -- live samples -------------------------------------------------------------------
     def publish(self, timeline: str, t, values: Mapping[str, Any]) -> None:

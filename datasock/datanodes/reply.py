@@ -7,6 +7,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from ..downsample import downsample, downsample_per_field
+from ..wire import pack_array
 from ..errors import InvalidArgument
 
 FIELD_TYPES = ("number", "string", "bool")
@@ -85,7 +86,8 @@ def _stride_to_fit(t: np.ndarray, ncolumns: int, max_values: int) -> float | Non
 
 
 def data_reply(timelines: Mapping[str, Samples], fields: list[str], start: float, end: float,
-               min_stride: float | None, max_bytes: int, per_field: bool = False) -> dict:
+               min_stride: float | None, max_bytes: int, per_field: bool = False,
+               arrays: bool = False) -> dict:
     """sisock's get_data reply: trimmed to [start, end), M4-downsampled, plain lists.
 
     A requested field that no timeline holds comes back as ``[]`` (as in sisock).
@@ -98,9 +100,14 @@ def data_reply(timelines: Mapping[str, Samples], fields: list[str], start: float
     (``{field: {"t", "finalized_until", "samples"}}``, ``samples`` counting the field's
     samples in [start, end) before downsampling); ``"timeline"`` then keeps only each
     timeline's ``finalized_until``. Without it the reply has sisock's shape.
+
+    ``arrays`` (a datasock addition): times and numeric values come as packed arrays
+    (:func:`datasock.wire.pack_array`: little-endian bytes, no per-sample work) instead
+    of lists; other values stay lists.
     """
+    out = pack_array if arrays else _as_list
     if per_field:
-        return _per_field_reply(timelines, fields, start, end, min_stride, max_bytes)
+        return _per_field_reply(timelines, fields, start, end, min_stride, max_bytes, out)
     wanted = set(fields)
     data: dict[str, list] = {name: [] for name in fields}
     timeline_out: dict[str, dict] = {}
@@ -117,10 +124,14 @@ def data_reply(timelines: Mapping[str, Samples], fields: list[str], start: float
             stride = needed
             forced[name] = needed
         t, columns = downsample(t, columns, stride)
-        timeline_out[name] = {"t": t.tolist(), "finalized_until": samples.finalized_until}
+        timeline_out[name] = {"t": out(t), "finalized_until": samples.finalized_until}
         for f, v in columns.items():
-            data[f] = v.tolist()
+            data[f] = out(v)
     return _with_forced({"data": data, "timeline": timeline_out}, forced, max_bytes)
+
+
+def _as_list(values: np.ndarray) -> list:
+    return values.tolist()
 
 
 def _with_forced(reply: dict, forced: Mapping[str, float], max_bytes: int) -> dict:
@@ -131,7 +142,7 @@ def _with_forced(reply: dict, forced: Mapping[str, float], max_bytes: int) -> di
 
 
 def _per_field_reply(timelines: Mapping[str, Samples], fields: list[str], start: float, end: float,
-                     min_stride: float | None, max_bytes: int) -> dict:
+                     min_stride: float | None, max_bytes: int, out=_as_list) -> dict:
     wanted = set(fields)
     data: dict[str, list] = {name: [] for name in fields}
     timeline_out: dict[str, dict] = {}
@@ -152,8 +163,8 @@ def _per_field_reply(timelines: Mapping[str, Samples], fields: list[str], start:
             forced[name] = needed
         timeline_out[name] = {"finalized_until": samples.finalized_until}
         for f, (ft, fv) in downsample_per_field(t, columns, stride).items():
-            per_field[f] = {"t": ft.tolist(), "finalized_until": samples.finalized_until,
+            per_field[f] = {"t": out(ft), "finalized_until": samples.finalized_until,
                             "samples": int(len(t))}
-            data[f] = fv.tolist()
+            data[f] = out(fv)
     reply = {"data": data, "timeline": timeline_out, "field_timeline": per_field}
     return _with_forced(reply, forced, max_bytes)

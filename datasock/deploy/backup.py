@@ -348,12 +348,52 @@ def make_backup(sources: Sources, output: Path, version: str,
     return target
 
 
+def unpack_problem(members: Sequence[tarfile.TarInfo]) -> str | None:
+    """Why a backup with these members may not be unpacked (None: it may).
+
+    The rules of tarfile's "data" filter: only files, directories and symbolic links,
+    all inside the destination, and no member reached through a link.
+    """
+    import posixpath
+
+    links = {posixpath.normpath(m.name) for m in members if m.issym()}
+    for member in members:
+        if not (member.isfile() or member.isdir() or member.issym()):
+            return f"{member.name}: not a file, directory or symbolic link"
+        name = posixpath.normpath(member.name)
+        if posixpath.isabs(name) or name == ".." or name.startswith("../"):
+            return f"{member.name}: outside the backup"
+        parents = name.split("/")[:-1]
+        if any("/".join(parents[:i]) in links for i in range(1, len(parents) + 1)):
+            return f"{member.name}: behind a symbolic link"
+        if member.issym():
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname))
+            if posixpath.isabs(member.linkname) or target == ".." or target.startswith("../"):
+                return f"{member.name}: a link to {member.linkname!r}, outside the backup"
+    return None
+
+
+def _extract(tar: tarfile.TarFile, into: Path) -> None:
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(into, filter="data")
+        return
+    # Python 3.11.0 to 3.11.3 (Debian 12's is 3.11.2) has no extraction filters: the same
+    # checks by hand, and no set-id, sticky or group/other write bits
+    members = tar.getmembers()
+    problem = unpack_problem(members)
+    if problem:
+        raise BackupError(problem)
+    for member in members:
+        member.mode &= 0o755
+    tar.extractall(into, members=members)
+
+
 def read_backup(path: Path, into: Path) -> dict:
     """Unpack the backup at ``path`` into ``into``; returns its manifest."""
     try:
         with tarfile.open(path, "r:gz") as tar:
-            tar.extractall(into, filter="data")
-    except (OSError, tarfile.TarError) as exc:
+            _extract(tar, into)
+    except (OSError, tarfile.TarError, BackupError) as exc:
         raise BackupError(f"cannot read {path}: {exc}") from None
     try:
         return check_manifest(json.loads((into / "manifest.json").read_text()))

@@ -14,9 +14,10 @@ from typing import Sequence
 from .. import secretstore, tls
 from . import envfile
 
-#: directories the stack bind-mounts, relative to the compose directory; the state dir is 0700
+#: directories the stack bind-mounts, relative to the compose directory; the state dir is 0700.
+#: Each is made here, owned by the containers' user: one Docker made would be root's.
 STATE_DIR = "state"
-DATA_DIRS = ("var/grafana", "var/node-red", "var/mariadb", "proxy")
+DATA_DIRS = ("var/grafana", "var/node-red", "var/mariadb", "var/mosquitto", "proxy")
 #: uid the containers run as when init runs as root (never run the stack as root)
 SERVICE_UID = 10001
 

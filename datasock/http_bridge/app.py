@@ -12,7 +12,7 @@ from flask import Flask
 
 from . import hooks
 from .config import HttpSettings
-from .routes import BLUEPRINTS
+from .routes import BLUEPRINTS, page
 from .web import EXTENSION, Backend, Context
 
 __all__ = ["Backend", "create_app"]
@@ -22,7 +22,9 @@ def create_app(backend: Backend, settings: HttpSettings) -> Flask:
     app = Flask("datasock.http_bridge")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
     app.extensions[EXTENSION] = Context(backend, settings)
+    page.install(app)        # the page's files need no credentials: before the auth hook
     hooks.install(app, settings)
+    app.register_blueprint(page.bp)     # first: its GET / answers browsers, then defers to health
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     return app

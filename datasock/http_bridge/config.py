@@ -33,6 +33,13 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"{value} is negative")
+    return value
+
+
 def _optional_path(text: str) -> Path:
     return Path(text).absolute()
 
@@ -70,7 +77,22 @@ SETTINGS = Group("http", "The HTTP bridge (datasock http)", (
     Setting("DATASOCK_HTTP_REFRESH", "refresh", "60",
             "Seconds between full refreshes of the HTTP bridge's field list.", parse_positive_float),
     Setting("DATASOCK_HTTP_METRICS_LIMIT", "metrics_limit", "1000",
-            "Most names /metrics and /search return for one typed text.", int),
+            "Most entries /metrics answers (each carries its payload options); with more fields "
+            "and no typed text it offers each node's glob first.", int),
+    Setting("DATASOCK_HTTP_SEARCH_LIMIT", "search_limit", "250000",
+            "Most names /search (SimpleJSON) answers for one text; a longer list is cut and says so "
+            "in X-Datasock-Notice.", _at_least_one),
+    Setting("DATASOCK_HTTP_REFRESH_CONCURRENCY", "refresh_concurrency", "8",
+            "Most nodes the HTTP bridge asks for their fields at once.", _at_least_one),
+    Setting("DATASOCK_HTTP_THREADS", "threads", "16",
+            "Most requests the HTTP bridge serves at once (its request threads).", _at_least_one),
+    Setting("DATASOCK_HTTP_MALLOC_ARENAS", "malloc_arenas", "2",
+            "glibc malloc arenas of the HTTP bridge process (set at start; 0 leaves glibc's default "
+            "of 8 per core, which lets memory grow with the request threads).", _non_negative),
+    Setting("DATASOCK_HTTP_MALLOC_MMAP_THRESHOLD", "malloc_mmap_threshold", str(256 * 1024),
+            "Bytes from which glibc malloc gives a block its own mapping, returned to the system when "
+            "freed (set at start; 0 leaves glibc's sliding threshold, which keeps the buffers of big "
+            "answers).", _non_negative),
     Setting("DATASOCK_HTTP_MAX_SERIES", "max_series", "1000",
             "Most series one /query may ask for: its targets times the fields each expands to; "
             "more is a 400 (too_many_series).", _at_least_one),
@@ -100,6 +122,11 @@ class HttpSettings:
     query_timeout: float
     refresh: float
     metrics_limit: int
+    search_limit: int
+    refresh_concurrency: int
+    threads: int
+    malloc_arenas: int
+    malloc_mmap_threshold: int
     max_series: int
     max_answer: int
     cors_origin: str | None

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import time
 from typing import Any, Mapping
 
@@ -20,9 +19,6 @@ from .targets import FILTER_OPERATORS, TAG_KEYS, Filter, split_target
 
 MODES = ("min-max", "mean", "raw")
 FORMATS = ("timeseries", "table", "annotations")
-
-_RELATIVE = re.compile(r"now(?:\s*-\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?)?")
-_UNIT_SECONDS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, None: 1.0}
 
 
 def now() -> float:
@@ -71,19 +67,17 @@ def positive_number(value: Any, what: str) -> float | None:
 
 
 def parse_instant(value: Any, now: float, what: str) -> float:
-    """Unix seconds from an ISO 8601 time (any zone, milliseconds), ``now``/``now-6h``,
-    Unix seconds, or a number <= 0 meaning seconds before now."""
+    """Unix seconds from an ISO 8601 time (any zone, milliseconds, any year: always absolute),
+    ``now``/``now-6h``, Unix seconds, or a number <= 0 meaning seconds before now
+    (:func:`datasock.timeutil.parse_instant`). A time at or before the epoch comes back as
+    :data:`~datasock.timeutil.EARLIEST_WIRE_TIME`, so the nodes never read it as relative;
+    a time outside years 1..9999 (``now-<huge>``) is a 400."""
     try:
-        if isinstance(value, str):
-            text = value.strip()
-            relative = _RELATIVE.fullmatch(text)
-            if relative:
-                amount, unit = relative.groups()
-                return now - (float(amount) * _UNIT_SECONDS[unit] if amount else 0.0)
-            return timeutil.resolve_time(timeutil.parse_time_arg(text), now, what)
-        return timeutil.resolve_time(value, now, what)
+        return timeutil.wire_time(timeutil.parse_instant(value, now, what))
     except InvalidArgument as exc:
-        raise RequestError(f"{what}: {exc}", "bad_time") from None
+        message = str(exc)
+        raise RequestError(message if message.startswith(what) else f"{what}: {message}",
+                           "bad_time") from None
 
 
 def parse_range(body: Mapping, now: float) -> tuple[float, float]:

@@ -40,12 +40,16 @@ class Fetch:
     start: float
     end: float
     min_stride: float | None
-    #: extra keyword arguments of the call (``per_field`` for nodes on datasock's SDK)
+    #: extra keyword arguments of the call (``per_field`` for nodes on datasock's SDK;
+    #: ``arrays``: :func:`datasock.client.get_data` asks for packed arrays where the node
+    #: offers them, so the reply may hold numpy arrays where lists would be)
     options: tuple[tuple[str, Any], ...] = ()
 
 
 #: get_data keyword of datasock's SDK: M4 per field, each field with its own times
 PER_FIELD = (("per_field", True),)
+#: the reply may hold numpy arrays (what :func:`answers` and the REST rows take)
+ARRAYS = ((wire.ARRAYS, True),)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,7 +142,7 @@ def plan(query: Query, catalog: Catalog, m4_nodes: frozenset[str] = frozenset(),
             wanted.setdefault(key, {})[field] = None
             items.append(Item(target, node, field, key, stride))
     fetches = {key: Fetch(key[0], tuple(fields), query.start, query.end, key[1],
-                          PER_FIELD if key[0] in m4_nodes and key[1] is not None else ())
+                          (PER_FIELD if key[1] is not None else ()) + ARRAYS if key[0] in m4_nodes else ())
                for key, fields in wanted.items()}
     return Plan(items, fetches, query.start, query.end, point_budget(query.max_points))
 
@@ -156,7 +160,8 @@ def timeline_of(reply: Mapping, field: str, meta: Mapping[str, Any]) -> Mapping 
     timelines = reply.get("timeline") or {}
     if meta.get("timeline") in timelines:
         return timelines[meta["timeline"]]
-    n = len((reply.get("data") or {}).get(field) or ())
+    values = (reply.get("data") or {}).get(field)
+    n = 0 if values is None else len(values)    # a list, or a numpy array (packed by the node)
     candidates = [tl for tl in timelines.values() if len(tl.get("t", ())) == n]
     return candidates[0] if len(candidates) == 1 else None
 
@@ -271,12 +276,25 @@ def _bounded(item: Item, t: np.ndarray, values: Any, numbers: np.ndarray | None,
                 f"at most {max_points // per_bucket} buckets, maxDataPoints {max_points})")]
 
 
+def _times(timeline: Mapping, known: dict | None) -> np.ndarray:
+    """A timeline's ``t`` as float64, converted once per answer however many fields share it
+    (``known``: id of the timeline -> (timeline, array)); TypeError/ValueError if not numbers."""
+    if known is not None and id(timeline) in known:
+        return known[id(timeline)][1]
+    t = np.asarray(timeline.get("t", ()), dtype=np.float64)
+    if known is not None:
+        known[id(timeline)] = (timeline, t)   # the timeline is kept so its id stays its own
+    return t
+
+
 def series(item: Item, reply: Mapping, catalog: Catalog, start: float = 0.0, end: float | None = None,
-           max_points: int | None = None) -> dict:
+           max_points: int | None = None, known_times: dict | None = None) -> dict:
     """The answer for one (node, field) of a target from its node's reply.
 
     With ``max_points``, a min-max series (any type) answers at most that many points
     and a mean series at most that many bucket means, trimmed to [start, end).
+    Values and times may be lists or numpy arrays (a node that packs arrays);
+    ``known_times`` lets the fields of one timeline share one conversion of its times.
     """
     name = target_name(item.node, item.field)
     target = item.target
@@ -286,12 +304,12 @@ def series(item: Item, reply: Mapping, catalog: Catalog, start: float = 0.0, end
         return error_frame(name, target.ref_id, f"{name}: not in the node's reply")
     timeline = timeline_of(reply, item.field, meta)
     if timeline is None:
-        if values:
+        if len(values):
             return error_frame(name, target.ref_id, f"{name}: no timeline for its values")
         timeline = {"t": []}
     notices = list(reply.get(NOTICES) or ()) or node_notices(item.node, reply, meta, timeline, len(values))
     try:
-        t = np.asarray(timeline.get("t", ()), dtype=np.float64)
+        t = _times(timeline, known_times)
     except (TypeError, ValueError):
         return error_frame(name, target.ref_id, f"{name}: its times are not numbers")
     if t.ndim != 1 or len(t) != len(values):
@@ -320,6 +338,7 @@ def answers(the_plan: Plan, results: Mapping[tuple, Any], catalog: Catalog) -> I
 
     ``results`` maps each fetch key to the node's reply or to the exception it raised.
     """
+    known_times: dict = {}
     for item in the_plan.items:
         name = target_name(item.node, item.field) if item.node else item.target.text
         if item.error is not None:
@@ -335,7 +354,8 @@ def answers(the_plan: Plan, results: Mapping[tuple, Any], catalog: Catalog) -> I
             if isinstance(reply, BaseException) or reply is None:
                 yield error_frame(name, item.target.ref_id, f"{name}: {describe_error(reply)}")
             else:
-                yield series(item, reply, catalog, the_plan.start, the_plan.end, the_plan.max_points)
+                yield series(item, reply, catalog, the_plan.start, the_plan.end, the_plan.max_points,
+                             known_times)
 
 
 def answer(the_plan: Plan, results: Mapping[tuple, Any], catalog: Catalog) -> tuple[list, list[str]]:

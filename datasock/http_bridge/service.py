@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import txaio
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer, task, threads
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
 from twisted.web.wsgi import WSGIResource
@@ -19,8 +20,9 @@ from twisted.web.wsgi import WSGIResource
 from .. import windows, wire
 from ..client import call, component, credentials, get_data, node_info
 from ..settings import Settings
+from . import live
 from .app import create_app
-from .catalog import FieldCache, FinalCache, Snapshot
+from .catalog import FieldCache, FinalCache, Snapshot, valid_node_name
 from .config import HttpSettings
 from .query import Fetch
 
@@ -29,7 +31,39 @@ log = txaio.make_logger()
 #: get_fields covers the whole history (Unix time 1 to now): an archive's picker must
 #: offer fields of years ago too, and nodes answer get_fields from metadata, not data
 FIELDS_SINCE = 1.0
-WSGI_THREADS = 32
+
+#: glibc's mallopt parameters
+M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
+
+
+def tune_malloc(arenas: int, mmap_threshold: int, libc: Any = None) -> list[str]:
+    """Keep the bridge's memory steady under glibc's malloc; what was set, by name.
+
+    * ``arenas`` (0: glibc's default): glibc gives a thread that finds the arenas busy an
+      arena of its own, up to 8 per core, each keeping freed memory, so a pool of request
+      threads grows the process by hundreds of MiB.
+    * ``mmap_threshold`` (bytes; 0: glibc's default): glibc raises its threshold to the
+      size of each large block freed (up to 32 MiB), after which the big buffers of a large
+      answer come from the heap and stay there once freed. A fixed threshold keeps every
+      block above it in its own mapping, returned to the system when freed.
+
+    Called before the request threads start. Does nothing where there is no ``mallopt``
+    (musl, macOS).
+    """
+    done = []
+    try:
+        if libc is None:
+            import ctypes
+            libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return done
+    if arenas > 0 and mallopt(M_ARENA_MAX, arenas):
+        done.append("arenas")
+    if mmap_threshold > 0 and mallopt(M_MMAP_THRESHOLD, mmap_threshold):
+        done.append("mmap_threshold")
+    return done
 
 
 class Bridge:
@@ -42,6 +76,9 @@ class Bridge:
         self.session = None
         self._joined = threading.Event()
         self._refresher = task.LoopingCall(self._refresh_logged)
+        self._loads = defer.DeferredSemaphore(http.refresh_concurrency)
+        self._refreshing: defer.Deferred | None = None
+        self._refresh_again = False
         self._refresher.clock = reactor
 
     # -- Backend (called from request threads) ----------------------------------------------
@@ -78,13 +115,14 @@ class Bridge:
             return defer.succeed(cached)
         kwargs = {} if fetch.min_stride is None else {"min_stride": fetch.min_stride}
         kwargs.update(dict(options))
-        snap = self.fields.snapshot
-        meta = snap.catalog.get(fetch.node, {})
-        timeline_of = {f: m["timeline"] for f, m in meta.items()}
+        # the node's own entry (O(1)): no snapshot of the whole catalog on the reactor
+        entry = self.fields.node(fetch.node)
+        meta = entry.fields if entry is not None else {}
+        timeline_of = {f: meta[f]["timeline"] for f in fetch.fields if f in meta}
         # a node not on datasock's SDK (an unknown one too) is asked in windows under a 1 MiB cap
         d = get_data(session, self.settings, fetch.node, fetch.fields, fetch.start, fetch.end,
-                     capped=fetch.node not in snap.m4_nodes,
-                     timelines=windows.timelines_for(fetch.fields, meta, snap.intervals.get(fetch.node, {})),
+                     capped=entry is None or not entry.m4,
+                     timelines=windows.timelines_for(fetch.fields, meta, entry.intervals if entry else {}),
                      timeline_of=timeline_of, timeout=self.http.query_timeout, reactor=self.reactor, **kwargs)
 
         def keep(reply):
@@ -124,20 +162,47 @@ class Bridge:
                 log.warn("field list refresh failed: {err}", err=failure.getErrorMessage())
         return self.refresh().addErrback(failed)
 
+    def refresh(self) -> defer.Deferred:
+        """Ask the hub for every node and each node for its fields; a slow node only delays itself.
+
+        At most ``DATASOCK_HTTP_REFRESH_CONCURRENCY`` nodes are asked at once, and a refresh
+        asked for while one runs (the timer, ``hub.online``, a rejoin) follows it instead of
+        running beside it. Fires when every node has answered or failed.
+        """
+        if self._refreshing is not None:
+            self._refresh_again = True
+            return self._refreshing
+        done = self._refreshing = defer.Deferred()
+
+        def finished(result):
+            self._refreshing = None
+            again, self._refresh_again = self._refresh_again, False
+            if again and self.session is not None:
+                self.refresh().chainDeferred(done)
+            elif isinstance(result, Failure):
+                done.errback(result)
+            else:
+                done.callback(result)
+        self._refresh_once().addBoth(finished)
+        return done
+
     @defer.inlineCallbacks
-    def refresh(self):
-        """Ask the hub for every node and each node for its fields; a slow node only delays itself."""
+    def _refresh_once(self):
         session = self.session
         if session is None:
             return
         listing = yield call(session, self.settings, wire.GET_DATA_NODE, timeout=self.http.query_timeout)
         names = {n["name"]: n.get("description", "") for n in listing if isinstance(n, dict) and "name" in n}
-        for gone in set(self.fields.snapshot.catalog) - set(names):
+        for gone in self.fields.nodes() - set(names):
             self.fields.drop_node(gone)
         yield defer.DeferredList([self._load_node(n, d) for n, d in names.items()], consumeErrors=True)
 
+    def _load_node(self, name: str, description: str) -> defer.Deferred:
+        """Ask one node for its fields, at most ``refresh_concurrency`` nodes at a time."""
+        return self._loads.run(self._ask_node, name, description)
+
     @defer.inlineCallbacks
-    def _load_node(self, name: str, description: str):
+    def _ask_node(self, name: str, description: str):
         session = self.session
         if session is None:
             return
@@ -154,7 +219,9 @@ class Bridge:
             yield info
             return
         info = yield info
-        self.fields.set_node(name, description, reply, info)
+        # O(fields of this node); an unchanged reply changes nothing
+        if not self.fields.set_node(name, description, reply, info) and not valid_node_name(name):
+            log.warn("node name {name!r} cannot be a target (it holds ':'): not listed", name=name)
 
     def _node_added(self, entry=None, *args, **kwargs):
         entry = entry if isinstance(entry, dict) else kwargs
@@ -171,12 +238,30 @@ class Bridge:
             self._refresher.stop()
 
 
+def terminated_input(app):
+    """``app`` told that ``wsgi.input`` ends where the body ends.
+
+    Twisted reads a request's whole body (chunked or not) before the WSGI app runs, but
+    a chunked body has no Content-Length, and without this flag Werkzeug reads nothing
+    of it; with it, Flask reads to the end of what Twisted buffered (still bounded by
+    DATASOCK_HTTP_MAX_BODY).
+    """
+    def wrapped(environ, start_response):
+        environ["wsgi.input_terminated"] = True
+        return app(environ, start_response)
+    wrapped.extensions = getattr(app, "extensions", {})
+    return wrapped
+
+
 def listen(reactor, app, http: HttpSettings):
     """Serve ``app`` (WSGI) on the bridge's address; returns (port, thread pool)."""
-    pool = ThreadPool(minthreads=2, maxthreads=WSGI_THREADS, name="http-bridge")
+    pool = ThreadPool(minthreads=min(2, http.threads), maxthreads=http.threads, name="http-bridge")
     pool.start()
     reactor.addSystemEventTrigger("after", "shutdown", pool.stop)
-    site = Site(WSGIResource(reactor, pool, app))
+    wsgi = WSGIResource(reactor, pool, terminated_input(app))
+    feed = app.extensions.get(live.EXTENSION)
+    # the web page's event stream (/api/live) runs on the reactor, next to the WSGI app
+    site = Site(wsgi if feed is None else live.Root(wsgi, live.LiveResource(feed, http)))
     site.displayTracebacks = False
     if http.tls_cert:
         from twisted.internet import ssl
@@ -188,9 +273,16 @@ def listen(reactor, app, http: HttpSettings):
 
 
 def make_bridge(settings: Settings, http: HttpSettings, reactor):
+    # before any thread of ours starts (see tune_malloc)
+    tune_malloc(http.malloc_arenas, http.malloc_mmap_threshold)
     bridge = Bridge(settings, http, reactor)
     comp = component(settings, credentials(settings, "consumer"))
     comp.on("join", bridge.on_join)
     comp.on("leave", bridge.on_leave)
     app = create_app(bridge, http)
+    feed = live.LiveFeed(settings, reactor)
+    comp.on("join", feed.on_join)
+    comp.on("leave", feed.on_leave)
+    reactor.addSystemEventTrigger("before", "shutdown", feed.stop)
+    app.extensions[live.EXTENSION] = feed
     return bridge, comp, app

@@ -4,6 +4,12 @@ Threads: paho runs its network loop in its own thread; incoming messages are
 parsed and stored there (ring buffers are thread-safe) and everything touching
 WAMP is handed to the reactor with ``callFromThread``. paho's ``publish`` is
 thread-safe, so the reactor publishes to MQTT directly.
+
+Budgets (docs/nodered.rst, "Budgets"): input messages over the rate budgets
+(:mod:`datasock.mqtt.budget`) are shed on paho's thread before any parsing; fed
+values waiting for the reactor are capped at :data:`MAX_PENDING`; RPC requests
+in flight are capped and each one gets an answer (its result, its error, or
+"busy").
 """
 from __future__ import annotations
 
@@ -26,10 +32,10 @@ from ..datanodes import NodeRunner
 from ..errors import InvalidArgument
 from ..runtime import start_component
 from ..settings import Settings
-from . import poll as poll_mod, presence, topics
-from .config import MqttSettings, poll_settings
+from . import budget as budget_mod, poll as poll_mod, presence, topics
+from .config import MqttSettings, input_limits, poll_settings, rate_settings
 from .feed import MqttFedNode
-from .record import Recorder
+from .record import Recorder, RecordingBusy
 from .topics import Malformed
 
 log = txaio.make_logger()
@@ -43,6 +49,17 @@ FIELDS_REFRESH_INTERVAL = 60.0
 POLL_IDLE_CHECK = 5.0
 #: messages paho queues while the broker is away; beyond that each refused one is counted and logged
 MAX_QUEUED = 1_000_000
+#: fed values waiting to be published live on WAMP; beyond that they are stored but not
+#: published live (counted as ``live_dropped``)
+MAX_PENDING = 100_000
+#: seconds between two log lines summing up shed input messages and refusals
+BUDGET_LOG_INTERVAL = 10.0
+
+
+def record_path(home, node: str, bridge_out: bool):
+    """Where the MQTT-fed values are recorded: ``datasock mqtt`` and ``datasock node mqtt``
+    (which may both run, as in the compose stack) never share a file."""
+    return home / "mqtt" / (f"{node}.jsonl" if bridge_out else f"{node}.node.jsonl")
 
 
 def make_client(mqtt: MqttSettings, client_id: str, will: bool = True) -> paho.Client:
@@ -77,11 +94,16 @@ class Adapter:
         self.settings, self.mqtt = settings, mqtt
         self.bridge_out, self.rpc = bridge_out, rpc
         self.reactor = reactor
-        self.node = MqttFedNode(mqtt.node, mqtt.input, mqtt.capacity)
+        self.node = MqttFedNode(mqtt.node, mqtt.input, mqtt.capacity, limits=input_limits(mqtt))
         self.runner = NodeRunner(self.node, settings, reactor=reactor)
         self.recorder = None
         if mqtt.record:
-            self.recorder = Recorder(settings.home / "mqtt" / f"{mqtt.node}.jsonl", self.node)
+            self.recorder = Recorder(record_path(settings.home, mqtt.node, bridge_out), self.node)
+        # input rate budgets (paho's thread only) and RPC calls in flight (reactor thread only)
+        self.monotonic = time.monotonic
+        self.budget = budget_mod.InputBudget(rate_settings(mqtt), self.monotonic())
+        self.rpc_slots = budget_mod.Slots(mqtt.rpc_concurrency)
+        self._malformed_reported = 0
         self.client = make_client(mqtt, client_id or mqtt.client_id, will=bridge_out)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -144,6 +166,9 @@ class Adapter:
 
     def _on_message(self, client, userdata, message):
         # the broker gets its acknowledgement after this returns: store first, then ack
+        if self.budget.admit(message.topic, self.monotonic()) is not None:
+            self.node.counters.shed += 1   # over a rate budget: counted, logged per interval
+            return
         if self.rpc and message.topic == topics.rpc_request_topic(self.mqtt.prefix):
             self.reactor.callFromThread(self._serve_rpc, message.payload, message.properties)
             return
@@ -154,6 +179,8 @@ class Adapter:
                 log.warn("refused MQTT message on {topic} ({n} so far): {why}", topic=message.topic,
                          n=self.node.counters.malformed, why=str(exc))
             return
+        if not samples:
+            return   # a message delivered again: stored the first time
         if self.recorder is not None:
             try:
                 self.recorder.append(samples)
@@ -161,10 +188,28 @@ class Adapter:
                 log.error("cannot record MQTT values in {path}: {exc}", path=str(self.recorder.path),
                           exc=str(exc))
         with self._pending_lock:
+            if len(self._pending) + len(samples) > MAX_PENDING:
+                # the reactor is behind: the values are stored (and recorded), not sent live
+                self.node.counters.live_dropped += len(samples)
+                return
             self._pending.extend(samples)
             first = len(self._pending) == len(samples)
         if first:
             self.reactor.callFromThread(self._publish_fed)
+
+    def log_budgets(self) -> None:
+        """One line per interval for what the budgets shed and what was refused."""
+        shed = self.budget.report()
+        if shed is not None:
+            log.warn("shed {n} MQTT input messages in the last {s:g} s ({total} over "
+                     "DATASOCK_MQTT_RATE, {topic} over DATASOCK_MQTT_RATE_PER_TOPIC); {all} so far",
+                     n=sum(shed.values()), s=BUDGET_LOG_INTERVAL, total=shed[budget_mod.SHED_TOTAL],
+                     topic=shed[budget_mod.SHED_TOPIC], all=self.budget.shed_total)
+        malformed = self.node.counters.malformed
+        if malformed > self._malformed_reported:
+            log.info("{n} MQTT input messages refused in the last {s:g} s; {all} so far",
+                     n=malformed - self._malformed_reported, s=BUDGET_LOG_INTERVAL, all=malformed)
+            self._malformed_reported = malformed
 
     def publish(self, topic: str, payload: bytes, qos: int | None = None, retain: bool = False,
                 properties=None):
@@ -346,13 +391,62 @@ class Adapter:
                 self._run(self.presence.describe(name, now))
 
     # -- RPC --------------------------------------------------------------------------------
-    @defer.inlineCallbacks
-    def _serve_rpc(self, payload: bytes, properties) -> None:
+    def _rpc_destination(self, properties, request_id: str | None):
+        """``(topic, properties, problem)`` of a request's answer: its MQTT 5 response topic
+        (with its correlation data) when that is under the reply prefix, else
+        ``<prefix>/rpc/response/<id>``; ``problem`` says why a response topic was not used.
+        ``topic`` is None when the answer has nowhere to go."""
         response_topic = getattr(properties, "ResponseTopic", None) if properties is not None else None
         correlation = getattr(properties, "CorrelationData", None) if properties is not None else None
+        problem = None
+        if response_topic:
+            problem = topics.check_response_topic(self.mqtt.prefix, response_topic)
+            if problem is None:
+                props = Properties(PacketTypes.PUBLISH)
+                if correlation is not None:
+                    props.CorrelationData = correlation
+                return response_topic, props, None
+        if request_id is not None:
+            return topics.rpc_response_topic(self.mqtt.prefix, request_id), None, problem
+        return None, None, problem
+
+    def _serve_rpc(self, payload: bytes, properties) -> None:
+        """Answer one RPC request, whatever happens: its result, its error, or "busy"."""
         counters = self.node.counters
         counters.rpc_calls += 1
         request_id = topics.rpc_request_id(payload)
+        topic, props, problem = self._rpc_destination(properties, request_id)
+        if topic is None:
+            counters.rpc_errors += 1
+            if counters.rpc_errors <= 10 or counters.rpc_errors % 1000 == 0:
+                log.warn("RPC request without a usable 'id' or response topic: the reply has "
+                         "nowhere to go{why}", why=f" ({problem})" if problem else "")
+            return
+        if problem is not None:   # a response topic we do not publish to: say so on the id topic
+            counters.rpc_errors += 1
+            self._answer(topic, topics.rpc_error(request_id, problem), props)
+            return
+        if not self.rpc_slots.take():
+            counters.rpc_busy += 1
+            self._answer(topic, topics.rpc_error(
+                request_id, f"busy: {self.rpc_slots.limit} RPC requests in flight already "
+                "(DATASOCK_MQTT_RPC_CONCURRENCY); try again later"), props)
+            return
+        d = self._rpc_reply(payload, request_id)
+
+        def done(reply):
+            self.rpc_slots.give()
+            if not isinstance(reply, bytes):   # a Failure: a bug here, still an answer
+                log.failure("answering an RPC request failed", failure=reply)
+                counters.rpc_errors += 1
+                reply = topics.rpc_error(request_id, "internal error of the MQTT adapter")
+            self._answer(topic, reply, props)
+        d.addBoth(done)
+
+    @defer.inlineCallbacks
+    def _rpc_reply(self, payload: bytes, request_id: str | None):
+        """The answer to one request, as bytes (never fails: an error is an answer too)."""
+        counters = self.node.counters
         try:
             request = topics.parse_rpc_request(payload, self.settings.base_uri, self.mqtt.rpc_allow)
             if self.session is None:
@@ -360,21 +454,25 @@ class Adapter:
             result = yield self._call(self.session, request.procedure, *request.args,
                                       **request.kwargs)
             reply = topics.rpc_result(request_id, wire.to_wire(result))
+            if len(reply) > self.mqtt.rpc_max_reply:
+                raise InvalidArgument(
+                    f"the reply would have {len(reply)} bytes, over DATASOCK_MQTT_RPC_MAX_REPLY "
+                    f"({self.mqtt.rpc_max_reply}): ask for less (fewer fields, a shorter range, "
+                    "a min_stride)")
         except ApplicationError as exc:
             counters.rpc_errors += 1
             reply = topics.rpc_error(request_id, exc.error_message())
-        except Exception as exc:  # a bad request or a timeout: the caller hears why
+        except Exception as exc:  # a bad request, a timeout, a reply too big: the caller hears why
             counters.rpc_errors += 1
             reply = topics.rpc_error(request_id, str(exc))
-        if response_topic:
-            props = Properties(PacketTypes.PUBLISH)
-            if correlation is not None:
-                props.CorrelationData = correlation
-            self.publish(response_topic, reply, qos=1, properties=props)
-        elif request_id is not None:
-            self.publish(topics.rpc_response_topic(self.mqtt.prefix, request_id), reply, qos=1)
-        else:
-            log.warn("RPC request without 'id' or response topic: the reply has nowhere to go")
+        return reply
+
+    def _answer(self, topic: str, reply: bytes, props) -> None:
+        try:
+            self.publish(topic, reply, qos=1, properties=props)
+        except (ValueError, TypeError) as exc:  # paho refuses it (e.g. over MQTT's size limit)
+            self.node.counters.rpc_errors += 1
+            log.error("cannot publish an RPC answer on {topic}: {exc}", topic=topic, exc=str(exc))
 
     # -- life ---------------------------------------------------------------------------------
     def publish_stats(self) -> None:
@@ -382,7 +480,8 @@ class Adapter:
                      topics.dumps({**self.node.counters.as_dict(), "t": time.time(),
                                    "mqtt_connected": self.connected.is_set(),
                                    "wamp_connected": self.session is not None,
-                                   "fields": len(self.node.field_names())}),
+                                   "fields": len(self.node.field_names()),
+                                   "rpc_in_flight": self.rpc_slots.used}),
                      qos=0, retain=True)
 
     def stop_mqtt(self) -> defer.Deferred:
@@ -417,11 +516,18 @@ class Adapter:
         consumer = credentials(self.settings, "consumer") if self.bridge_out or self.rpc else None
         credentials(self.settings, "datanode")
         if self.recorder is not None:
-            restored = self.recorder.restore()
-            log.info("restored {n} recorded values of node {node}", n=restored, node=self.node.name)
-            self.reactor.addSystemEventTrigger("after", "shutdown", self.recorder.close)
+            try:
+                restored = self.recorder.restore()
+            except RecordingBusy as exc:
+                log.error("not recording the MQTT-fed values: {why}", why=str(exc))
+                self.recorder = None
+            else:
+                log.info("restored {n} recorded values of node {node} from {path}", n=restored,
+                         node=self.node.name, path=str(self.recorder.path))
+                self.reactor.addSystemEventTrigger("after", "shutdown", self.recorder.close)
         self.start_mqtt()
         self.reactor.addSystemEventTrigger("before", "shutdown", self.stop_mqtt)
+        self._every(BUDGET_LOG_INTERVAL, self.log_budgets)
         if self.bridge_out:  # one adapter per broker owns datasock/$adapter/*
             self._every(STATS_INTERVAL, self.publish_stats)
             if self.poll_settings.enabled:

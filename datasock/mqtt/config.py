@@ -6,6 +6,7 @@ from typing import Mapping
 from urllib.parse import quote, unquote, urlsplit
 
 from ..settings import Group, Setting, bounded, parse_flag, parse_node_name, parse_words
+from .budget import RateSettings
 from .poll import PollSettings
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
@@ -96,6 +97,13 @@ def _on_off(value: bool) -> str:
     return "on" if value else "off"
 
 
+def _rate(text: str) -> float:
+    value = float(text)
+    if not (0 <= value <= 1e6):
+        raise ValueError("must be >= 0 (no limit) and <= 1000000")
+    return value
+
+
 def _node_names(text: str) -> tuple[str, ...]:
     return tuple(parse_node_name(name) for name in _words(text))
 
@@ -124,9 +132,42 @@ SETTINGS = Group("mqtt", "The MQTT adapter (datasock mqtt, datasock node mqtt)",
             "Name of the data node serving the fields fed over MQTT.", parse_node_name),
     Setting("DATASOCK_MQTT_BUFFER", "capacity", "86400",
             "Samples kept per MQTT-fed field (oldest dropped first).", _capacity),
-    Setting("DATASOCK_MQTT_RECORD", "record", "off",
-            "on: also record the MQTT-fed values in $DATASOCK_HOME/mqtt/<node>.jsonl, so the "
-            "node's buffers survive a restart.", parse_flag, show=_on_off),
+    Setting("DATASOCK_MQTT_RECORD", "record", "on",
+            "on: also record the MQTT-fed values in $DATASOCK_HOME/mqtt/<node>.jsonl "
+            "(<node>.node.jsonl for datasock node mqtt), written before each message is "
+            "acknowledged, so the node's buffers survive a restart; "
+            "off: keep them in memory only (a restart loses them).", parse_flag, show=_on_off),
+    Setting("DATASOCK_MQTT_MAX_FIELDS", "max_fields", "10000",
+            "Fields the MQTT-fed node may hold; a message for a new field beyond that is refused "
+            "(1 to 1000000). Memory grows with the samples held, about 16 bytes each, up to "
+            "DATASOCK_MQTT_BUFFER per field.", bounded(0, 1_000_000, int)),
+    Setting("DATASOCK_MQTT_MAX_PAYLOAD", "max_payload", "65536",
+            "Bytes an input message may have; a bigger one is refused (up to 16777216).",
+            bounded(0, 1 << 24, int)),
+    Setting("DATASOCK_MQTT_MAX_VALUES", "max_values", "1000",
+            "Values (JSON keys) one input message may hold; a message with more is refused "
+            "(up to 100000).", bounded(0, 100_000, int)),
+    Setting("DATASOCK_MQTT_MAX_AHEAD", "max_ahead", "60",
+            "Seconds: an input message whose 't' is further ahead of the adapter's clock is "
+            "refused (that message only; up to 86400).", bounded(0.0, 86400.0)),
+    Setting("DATASOCK_MQTT_RATE", "rate", "500",
+            "Input messages a second taken at most, all topics together (RPC requests "
+            "included); beyond that, and beyond a burst of DATASOCK_MQTT_RATE_BURST seconds' "
+            "worth, messages are shed: counted as 'shed' and logged once per interval "
+            "(0: no limit).", _rate),
+    Setting("DATASOCK_MQTT_RATE_PER_TOPIC", "rate_per_topic", "100",
+            "Input messages a second taken at most on any one topic (MQTT does not tell the "
+            "adapter which client published a message, so this is the per-publisher budget; "
+            "0: no limit).", _rate),
+    Setting("DATASOCK_MQTT_RATE_BURST", "rate_burst", "30",
+            "Seconds of DATASOCK_MQTT_RATE and DATASOCK_MQTT_RATE_PER_TOPIC a burst may use "
+            "at once (0.001 to 3600).", bounded(0.0, 3600.0)),
+    Setting("DATASOCK_MQTT_RPC_CONCURRENCY", "rpc_concurrency", "16",
+            "RPC requests in flight at once at most; a request beyond that is answered at "
+            "once with the error 'busy: ...' (1 to 1024).", bounded(0, 1024, int)),
+    Setting("DATASOCK_MQTT_RPC_MAX_REPLY", "rpc_max_reply", "16777216",
+            "Bytes an RPC reply may have; a bigger result is answered with an error asking "
+            "for less (1024 to 268435455).", bounded(1023, 268435455, int)),
     Setting("DATASOCK_MQTT_RPC_ALLOW", "rpc_allow",
             "consumer.get_data_node consumer.*.get_fields consumer.*.get_data",
             "Procedures (suffixes of DATASOCK_BASE_URI, shell-style wildcards) an MQTT client "
@@ -180,6 +221,15 @@ class MqttSettings:
     poll_concurrency: int = 4
     poll_timeout: float = 10.0
     poll_backlog: float = 600.0
+    max_fields: int = 10000
+    max_payload: int = 65536
+    max_values: int = 1000
+    max_ahead: float = 60.0
+    rate: float = 500.0
+    rate_per_topic: float = 100.0
+    rate_burst: float = 30.0
+    rpc_concurrency: int = 16
+    rpc_max_reply: int = 16777216
 
     @property
     def broker(self) -> BrokerAddress:
@@ -194,6 +244,19 @@ def poll_settings(mqtt: MqttSettings) -> PollSettings:
                         min_period=mqtt.poll_min_period, rate=mqtt.poll_rate,
                         concurrency=mqtt.poll_concurrency, timeout=mqtt.poll_timeout,
                         backlog=mqtt.poll_backlog)
+
+
+def rate_settings(mqtt: MqttSettings) -> RateSettings:
+    """The input rate budgets."""
+    return RateSettings(total=mqtt.rate, per_topic=mqtt.rate_per_topic, burst=mqtt.rate_burst)
+
+
+def input_limits(mqtt: MqttSettings):
+    """The MQTT-fed node's limits."""
+    from .feed import InputLimits  # feed imports the SDK: not needed to parse settings
+
+    return InputLimits(max_fields=mqtt.max_fields, max_payload=mqtt.max_payload,
+                       max_values=mqtt.max_values, max_ahead=mqtt.max_ahead)
 
 
 def load(environ: Mapping[str, str] | None = None) -> MqttSettings:

@@ -1,11 +1,13 @@
 """The MQTT-fed data node: fields made of MQTT messages, served like any node's.
 
-Each field has its own timeline and a bounded ring buffer. Messages are parsed
+Each field has its own timeline and a bounded ring buffer, whose memory grows
+with the samples it holds (not with its capacity). Messages are parsed
 and stored on the MQTT client's thread (the buffers are thread-safe); queries
 read them from the SDK's thread pool.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from typing import Sequence
@@ -15,21 +17,35 @@ import numpy as np
 from ..datanodes import DataNodeServer, Field, Samples
 from ..errors import InvalidArgument
 from ..ringbuffer import RingBuffer
-from .topics import Counters, Malformed, field_name, filter_matches, input_field, parse_payload
+from .topics import (MAX_AHEAD, MAX_VALUES, Counters, Malformed, check_ahead, field_name,
+                     filter_matches, input_field, parse_payload)
 
 #: fields one MQTT-fed node may hold; beyond that new topics are refused (a runaway
 #: publisher must not exhaust memory)
 MAX_FIELDS = 10000
+#: bytes one input message may have
+MAX_PAYLOAD = 65536
+
+
+@dataclasses.dataclass(frozen=True)
+class InputLimits:
+    """What one MQTT-fed node accepts (DATASOCK_MQTT_MAX_* settings)."""
+    max_fields: int = MAX_FIELDS
+    max_payload: int = MAX_PAYLOAD
+    max_values: int = MAX_VALUES
+    max_ahead: float = MAX_AHEAD
 
 
 class MqttFedNode(DataNodeServer):
     description = "fields fed over MQTT"
 
-    def __init__(self, name: str, patterns: Sequence[str], capacity: int, clock=time.time):
+    def __init__(self, name: str, patterns: Sequence[str], capacity: int, clock=time.time,
+                 limits: InputLimits = InputLimits()):
         self.name = name
         self.patterns = tuple(patterns)
         self.capacity = capacity
         self.clock = clock
+        self.limits = limits
         self.counters = Counters()
         self._buffers: dict[str, RingBuffer] = {}
         self._lock = threading.Lock()
@@ -45,34 +61,60 @@ class MqttFedNode(DataNodeServer):
         """Store one message; returns the ``(field, t, value)`` stored.
 
         Raises :class:`Malformed` (already counted; its ``should_log`` says whether to
-        log it) when nothing could be stored.
+        log it) when nothing could be stored. A message of several values whose
+        some cannot be stored (e.g. older than their field's newest) stores the
+        others; the refused ones are counted in ``refused_values``.
         """
         try:
+            if len(payload) > self.limits.max_payload:
+                raise Malformed(f"a payload of {len(payload)} bytes on {topic[:80]!r} is over "
+                                f"{self.limits.max_payload} (DATASOCK_MQTT_MAX_PAYLOAD)")
             field = self.field_of(topic)
             if field is None:
-                raise Malformed(f"topic {topic!r} matches no input pattern")
-            samples = parse_payload(field, payload, self.clock())
-            for name, t, value in samples:
-                self._buffer(name).append(t, {name: value})
+                raise Malformed(f"topic {topic[:80]!r} matches no input pattern")
+            samples = parse_payload(field, payload, self.clock(), self.limits.max_ahead,
+                                    self.limits.max_values)
+            stored, first_refusal, repeated = [], None, 0
+            for sample in samples:
+                name, t, value = sample
+                try:
+                    buffer = self._buffer(name)
+                    if buffer.last_time == t and buffer.latest() == (t, {name: value}):
+                        # a QoS 1 message delivered again (the broker never got our ack, e.g.
+                        # the adapter was killed after storing it): already stored once
+                        repeated += 1
+                        continue
+                    buffer.append(t, {name: value})
+                except InvalidArgument as exc:
+                    first_refusal = first_refusal or exc
+                    continue
+                stored.append(sample)
+            if not stored and first_refusal is not None:
+                raise first_refusal
         except InvalidArgument as exc:
             refused = Malformed(str(exc))
             refused.should_log = self.counters.refuse()
             raise refused from None
+        self.counters.refused_values += len(samples) - len(stored) - repeated
         self.counters.accepted += 1
-        return samples
+        return stored
 
     def _buffer(self, name: str) -> RingBuffer:
         with self._lock:
             buffer = self._buffers.get(name)
             if buffer is None:
-                if len(self._buffers) >= MAX_FIELDS:
-                    raise Malformed(f"the node already holds {MAX_FIELDS} fields; {name!r} refused")
+                if len(self._buffers) >= self.limits.max_fields:
+                    raise Malformed(f"the node already holds {self.limits.max_fields} fields "
+                                    f"(DATASOCK_MQTT_MAX_FIELDS); {name!r} refused")
                 buffer = self._buffers[name] = RingBuffer(self.capacity, [name])
             return buffer
 
     def restore(self, name: str, t: float, value: float) -> None:
-        """Put back one recorded value (InvalidArgument if it cannot be stored)."""
-        self._buffer(field_name(name)).append(t, {field_name(name): value})
+        """Put back one recorded value (InvalidArgument if it cannot be stored, or if it
+        would be refused today: a time too far ahead of the clock never comes back)."""
+        name = field_name(name)
+        check_ahead(t, self.clock(), self.limits.max_ahead)
+        self._buffer(name).append(t, {name: value})
 
     def stored(self) -> int:
         """How many values the buffers hold in all."""

@@ -17,6 +17,17 @@ from ..errors import InvalidArgument
 
 #: a Unix time above this is taken to be in milliseconds (JavaScript's Date.now())
 MILLISECONDS_ABOVE = 1e11
+#: the unit of a message's ``t``, told by its magnitude: each unit's range covers the years
+#: 1973 to 5138 (seconds below 1e11, milliseconds below 1e14, microseconds below 1e17,
+#: nanoseconds above), so no present-day time is ambiguous
+TIME_UNITS = ((MILLISECONDS_ABOVE, 1.0), (1e14, 1e-3), (1e17, 1e-6), (math.inf, 1e-9))
+#: a message's ``t`` later than this many seconds after the adapter's clock is refused
+#: (DATASOCK_MQTT_MAX_AHEAD): one bad time must not block a field's later values
+MAX_AHEAD = 60.0
+#: an input topic level that becomes part of a field name has at most this many characters
+MAX_LEVEL = 128
+#: a field name of the MQTT-fed node has at most this many characters
+MAX_FIELD_NAME = 255
 _FIELD_CHARS = re.compile(r"[^A-Za-z0-9_]+")
 _RPC_ID = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
 
@@ -58,11 +69,31 @@ def filter_matches(pattern: str, topic: str) -> bool:
 
 
 def field_name(text: str) -> str:
-    """A field name made of ``text``: runs of other characters become one ``_``."""
+    """A field name made of ``text``: runs of other characters become one ``_``.
+
+    At most :data:`MAX_FIELD_NAME` characters; Malformed otherwise.
+    """
+    if len(text) > 4 * MAX_FIELD_NAME:  # never run the regex over a huge text
+        raise Malformed(f"a field name of {len(text)} characters is too long "
+                        f"(at most {MAX_FIELD_NAME}): {text[:40]!r}...")
     name = _FIELD_CHARS.sub("_", text).strip("_")
     if not name:
-        raise Malformed(f"no field name can be made of {text!r}")
+        raise Malformed(f"no field name can be made of {text[:40]!r}")
+    if len(name) > MAX_FIELD_NAME:
+        raise Malformed(f"field name {name[:40]!r}... has {len(name)} characters "
+                        f"(at most {MAX_FIELD_NAME})")
     return name
+
+
+def check_level(level: str, topic: str) -> str:
+    """``level`` if it may be part of a field name: not empty, ``.`` or ``..`` (which would
+    make two topics feed one field), at most :data:`MAX_LEVEL` characters."""
+    if level in ("", ".", ".."):
+        raise Malformed(f"topic {topic[:80]!r} has an empty, '.' or '..' level: not a field name")
+    if len(level) > MAX_LEVEL:
+        raise Malformed(f"topic {topic[:80]!r}... has a level of {len(level)} characters "
+                        f"(at most {MAX_LEVEL})")
+    return level
 
 
 def input_field(pattern: str, topic: str) -> str:
@@ -72,6 +103,7 @@ def input_field(pattern: str, topic: str) -> str:
     ``_``: ``datasock/in/#`` maps ``datasock/in/lab/temp`` to ``lab_temp``, and
     ``/sensor/+/temperature`` maps ``/sensor/t1/temperature`` to ``t1_temperature``.
     A pattern without wildcards names the field after the topic's last level.
+    Every level that goes into the name must pass :func:`check_level`.
     """
     fixed = 0
     for level in pattern.split("/"):
@@ -79,10 +111,10 @@ def input_field(pattern: str, topic: str) -> str:
             break
         fixed += 1
     levels = topic.split("/")
-    rest = [lv for lv in levels[fixed:] if lv]
+    rest = levels[fixed:]
     if fixed == len(pattern.split("/")) or not rest:
         rest = [levels[-1]]
-    return field_name("_".join(rest))
+    return field_name("_".join(check_level(level, topic) for level in rest))
 
 
 _NOT_IN_A_LEVEL = re.compile(r"[/+#\x00]")
@@ -120,6 +152,33 @@ def rpc_request_topic(prefix: str) -> str:
 
 def rpc_response_topic(prefix: str, request_id: str) -> str:
     return f"{prefix}/rpc/response/{request_id}"
+
+
+def rpc_reply_prefix(prefix: str) -> str:
+    """Every RPC answer goes under this: MQTT 5 response topics must too."""
+    return f"{prefix}/rpc/response/"
+
+
+#: characters an MQTT 5 response topic may have at most
+MAX_RESPONSE_TOPIC = 256
+
+
+def check_response_topic(prefix: str, topic: str) -> str | None:
+    """None if the adapter may publish a reply on ``topic``, else why not.
+
+    An MQTT 5 response topic is chosen by whoever sends the request, so it must be a
+    plain topic (no wildcard, NUL or empty level) under :func:`rpc_reply_prefix`: the
+    adapter never publishes a reply where it would pose as a data topic of datasock,
+    another application's topic, or a retained ``$``-topic.
+    """
+    head = rpc_reply_prefix(prefix)
+    if not isinstance(topic, str) or len(topic) > MAX_RESPONSE_TOPIC:
+        return f"the response topic must be a topic of at most {MAX_RESPONSE_TOPIC} characters"
+    if not topic.startswith(head) or len(topic) == len(head):
+        return f"the response topic must be under {head} (got {topic[:80]!r})"
+    if any(c in topic for c in "+#\x00") or "" in topic[len(head):].split("/"):
+        return f"the response topic must have no wildcard and no empty level (got {topic[:80]!r})"
+    return None
 
 
 def dumps(value: Any) -> bytes:
@@ -201,19 +260,42 @@ def _text_value(text: str, where: str) -> float:
     return value
 
 
-def _time(value: Any, now: float) -> float:
+def unix_seconds(t: float) -> float:
+    """A Unix time in seconds from one in seconds, milliseconds, microseconds or
+    nanoseconds, told apart by magnitude (:data:`TIME_UNITS`)."""
+    for below, scale in TIME_UNITS:
+        if abs(t) < below:
+            return t * scale
+    raise AssertionError("unreachable: the last unit has no upper bound")  # pragma: no cover
+
+
+def check_ahead(t: float, now: float, max_ahead: float = MAX_AHEAD) -> float:
+    """``t`` unless it is more than ``max_ahead`` seconds after ``now`` (Malformed)."""
+    if t > now + max_ahead:
+        raise Malformed(f"'t' {t!r} is {t - now:.0f} s after this computer's clock (at most "
+                        f"{max_ahead:g} s ahead are accepted, DATASOCK_MQTT_MAX_AHEAD)")
+    return t
+
+
+def _time(value: Any, now: float, max_ahead: float = MAX_AHEAD) -> float:
     if value is None:
         return now
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise Malformed(f"'t' must be a Unix time in seconds, got {value!r}")
-    t = float(value)
-    return t / 1000.0 if t > MILLISECONDS_ABOVE else t
+    return check_ahead(unix_seconds(float(value)), now, max_ahead)
 
 
-def parse_payload(field: str, payload: bytes, now: float) -> list[tuple[str, float, float]]:
+#: values one input message may hold at most (a JSON object's keys)
+MAX_VALUES = 1000
+
+
+def parse_payload(field: str, payload: bytes, now: float, max_ahead: float = MAX_AHEAD,
+                  max_values: int = MAX_VALUES) -> list[tuple[str, float, float]]:
     """``[(field, t, value), ...]`` from one MQTT message for ``field``.
 
-    Accepted: ``{"value": v, "t": t}`` (``t`` optional, seconds or milliseconds),
+    Accepted: ``{"value": v, "t": t}`` (``t`` optional, in seconds, milliseconds,
+    microseconds or nanoseconds told apart by magnitude, and at most ``max_ahead``
+    seconds after ``now``),
     a bare JSON number or boolean, a number as text, ``true``/``false``/``on``/``off``,
     and a JSON object of several values (``{"temp": 4.2, "p": 1e-6, "t": ...}``, each
     becoming ``<field>_<key>``). Booleans are stored as 0/1 so Grafana can draw them.
@@ -232,13 +314,16 @@ def parse_payload(field: str, payload: bytes, now: float) -> list[tuple[str, flo
     except orjson.JSONDecodeError:
         return [(field, now, _text_value(text, field))]
     if isinstance(doc, Mapping):
-        t = _time(doc.get("t", doc.get("time")), now)
+        t = _time(doc.get("t", doc.get("time")), now, max_ahead)
         if "value" in doc:
             return [(field, t, _number(doc["value"], field))]
         values = []
         for key, value in doc.items():
             if key in ("t", "time") or isinstance(value, (str, list, dict)) or value is None:
                 continue  # labels such as tracker_dcs's "sensor"/"measurement" are not values
+            if len(values) >= max_values:
+                raise Malformed(f"{field}: more than {max_values} values in one message "
+                                "(DATASOCK_MQTT_MAX_VALUES)")
             values.append((field_name(f"{field}_{key}"), t, _number(value, f"{field}.{key}")))
         if not values:
             raise Malformed(f"{field}: JSON object holds no number or boolean")
@@ -347,6 +432,10 @@ class Counters:
         self.polls = 0        # get_data polls of nodes that publish no live samples
         self.poll_errors = 0  # of which failed or timed out
         self.polled = 0       # MQTT messages published from polls
+        self.refused_values = 0  # values of accepted messages that could not be stored
+        self.shed = 0         # input messages over a rate budget (DATASOCK_MQTT_RATE*)
+        self.rpc_busy = 0     # RPC requests answered "busy" (DATASOCK_MQTT_RPC_CONCURRENCY)
+        self.live_dropped = 0  # fed values not published live on WAMP (the queue was full)
 
     def refuse(self) -> bool:
         """Count one refused message; True when it should be logged."""
@@ -356,4 +445,6 @@ class Counters:
     def as_dict(self) -> dict:
         return {"accepted": self.accepted, "malformed": self.malformed, "published": self.published,
                 "rpc_calls": self.rpc_calls, "rpc_errors": self.rpc_errors, "dropped": self.dropped,
-                "polls": self.polls, "poll_errors": self.poll_errors, "polled": self.polled}
+                "polls": self.polls, "poll_errors": self.poll_errors, "polled": self.polled,
+                "refused_values": self.refused_values, "shed": self.shed,
+                "rpc_busy": self.rpc_busy, "live_dropped": self.live_dropped}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from .. import exposure
+from .. import exposure, wire
 from ..errors import InvalidArgument
 from ..settings import Settings
 
@@ -61,29 +61,29 @@ def _check_roots_apart(settings: Settings) -> None:
 def roles(settings: Settings) -> list[dict]:
     _check_roots_apart(settings)
     base, ocs_root = settings.base_uri, settings.ocs_root
-    hub_events = [f"{base}.consumer.data_node_added", f"{base}.consumer.data_node_subtracted"]
+    hub_events = [f"{base}.{wire.NODE_ADDED}", f"{base}.{wire.NODE_SUBTRACTED}"]
     hub = [
-        _perm(f"{base}.data_node.", "prefix", register=True),
-        _perm(f"{base}.consumer.get_data_node", register=True),
+        _perm(f"{base}.{wire.DATA_NODE_PREFIX}", "prefix", register=True),
+        _perm(f"{base}.{wire.GET_DATA_NODE}", register=True),
         *[_perm(uri, publish=True) for uri in hub_events],
-        _perm(f"{base}.hub.", "prefix", publish=True),
+        _perm(f"{base}.{wire.HUB_PREFIX}", "prefix", publish=True),
         # the session meta API lets the hub check which registered nodes are still alive
-        _perm("wamp.session.", "prefix", call=True, subscribe=True),
+        _perm(wire.META_SESSION_PREFIX, "prefix", call=True, subscribe=True),
     ]
     datanode = [
-        _perm(f"{base}.consumer.", "prefix", register=True, publish=True),
-        _perm(f"{base}.consumer.get_data_node", call=True),
+        _perm(f"{base}.{wire.CONSUMER_PREFIX}", "prefix", register=True, publish=True),
+        _perm(f"{base}.{wire.GET_DATA_NODE}", call=True),
         *[_perm(uri, subscribe=True) for uri in hub_events],
         # the hub checks who is calling, so a node cannot add or remove in another's name
-        _perm(f"{base}.data_node.", "prefix", disclose_caller=True, call=True),
-        _perm(f"{base}.hub.", "prefix", subscribe=True),
+        _perm(f"{base}.{wire.DATA_NODE_PREFIX}", "prefix", disclose_caller=True, call=True),
+        _perm(f"{base}.{wire.HUB_PREFIX}", "prefix", subscribe=True),
         # `datasock node ocs` reads OCS feeds over this authenticated session; reading is
         # all: it cannot call, register or publish anything of OCS's
         _perm(f"{ocs_root}.", "prefix", subscribe=True),
     ]
     consumer = [
-        _perm(f"{base}.consumer.", "prefix", call=True, subscribe=True),
-        _perm(f"{base}.hub.", "prefix", subscribe=True),
+        _perm(f"{base}.{wire.CONSUMER_PREFIX}", "prefix", call=True, subscribe=True),
+        _perm(f"{base}.{wire.HUB_PREFIX}", "prefix", subscribe=True),
     ]
     # OCS's own roles, confined to its address root: agents (and clients on /ws) do
     # everything there; the HTTP caller bridge at /call only calls
@@ -98,10 +98,10 @@ def roles(settings: Settings) -> list[dict]:
         # procedure below consumer.) is the narrowest; it leaves out the hub's
         # consumer.get_data_node and its events, which have no second component.
         ocs_agent += [
-            _perm(f"{base}.consumer..", "wildcard", register=True),
+            _perm(f"{base}.{wire.CONSUMER_PREFIX}.", "wildcard", register=True),
             # the hub checks who is calling, as for a data node
-            _perm(f"{base}.data_node.add", disclose_caller=True, call=True),
-            _perm(f"{base}.data_node.subtract", disclose_caller=True, call=True),
+            _perm(f"{base}.{wire.NODE_ADD}", disclose_caller=True, call=True),
+            _perm(f"{base}.{wire.NODE_SUBTRACT}", disclose_caller=True, call=True),
         ]
     ocs_controller = [
         _perm(f"{ocs_root}.", "prefix", call=True),

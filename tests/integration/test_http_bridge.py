@@ -459,9 +459,52 @@ def test_sdk_nodes_say_what_they_are_and_sisock_nodes_have_no_get_info(capped):
     try:
         info = wamp.call(session, s.uri("consumer.wide.get_info"))
         assert info == {"sdk": "datasock", "version": datasock.__version__, "downsample": "m4",
-                        "max_message_size": s.max_message_size}
+                        "max_message_size": s.max_message_size, "arrays": ["<f8", "<i8"]}
         with pytest.raises(ApplicationError) as err:
             wamp.call(session, s.uri("consumer.sisockday.get_info"))
         assert err.value.error == "wamp.error.no_such_procedure"
     finally:
         wamp.leave(session)
+
+
+# -- the field list at scale and notices (issue 12) ----------------------------------------------
+def test_search_lists_every_name_sorted_and_rest_data_says_when_it_is_reduced(bridge):
+    everything = bridge.post("/search", {"target": ""})
+    names = everything.json()
+    assert names == sorted(names) and {f"wide::{f}" for f in FIELDS} | {"ramp::ramp"} <= set(names)
+    assert len(names) == bridge.get("/").json()["fields"] and "X-Datasock-Notice" not in everything.headers
+    assert bridge.post("/search", {"target": "WIDE::F1"}).json() == ["wide::f1"]
+    params = {"node": "wide", "field": "f0", "from": DAY_START, "to": DAY_END}
+    whole = bridge.get("/api/data", params={**params, "to": "2023-11-14T12:00:10Z"})
+    assert len(whole.json()) == 10 and "X-Datasock-Notice" not in whole.headers
+    few = bridge.get("/api/data", params={**params, "max_points": "400"})
+    assert few.headers["X-Datasock-Notice"].startswith("max_points 400: M4") and len(few.json()) <= 420
+
+
+# -- packed arrays between datasock's components (issue 12) ---------------------------------------
+def test_packed_arrays_over_the_router_equal_the_lists_reply_and_reach_grafana(bridge, shared_stack):
+    """An SDK node asked with ``arrays`` over a real router: times and numbers as msgpack
+    binary, exactly the lists reply's values; strings stay lists. The bridge (which asks
+    that way) answers the same numbers as the node's lists."""
+    from datasock import secretstore, wire
+
+    from . import wamp
+
+    s = shared_stack.settings
+    session = wamp.connect(s, "consumer", secretstore.load_secrets(s.home)["consumer"])
+    try:
+        args = (["f3", "mode"], T_DAY, T_DAY + 600)
+        packed = wamp.call(session, s.uri("consumer.wide.get_data"), *args, arrays=True)
+        lists = wamp.call(session, s.uri("consumer.wide.get_data"), *args)
+    finally:
+        wamp.leave(session)
+    assert wire.is_packed(packed["data"]["f3"]) and isinstance(packed["data"]["f3"]["bytes"], bytes)
+    assert isinstance(packed["data"]["mode"], list)
+    unpacked = wire.unpack_reply(packed)
+    assert unpacked["data"]["f3"].tolist() == lists["data"]["f3"]
+    assert unpacked["timeline"]["one_hz"]["t"].tolist() == lists["timeline"]["one_hz"]["t"]
+    assert unpacked["data"]["mode"] == lists["data"]["mode"]
+    raw = query(bridge, {"target": "wide::f3", "payload": {"mode": "raw"}},
+                start="2023-11-14T12:00:00Z", end="2023-11-14T12:10:00Z")
+    assert [p[0] for p in raw[0]["datapoints"]] == lists["data"]["f3"]
+    assert [p[1] / 1000 for p in raw[0]["datapoints"]] == lists["timeline"]["one_hz"]["t"]

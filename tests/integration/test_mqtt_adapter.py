@@ -167,14 +167,23 @@ def test_fed_values_are_published_live_on_wamp_and_not_echoed(shared_stack, adap
 
 def test_rpc_mqtt5_response_topic_and_311_id_topic(adapter, mq, broker):
     mq.subscribe("test/replies/#")
+    mq.subscribe("datasock/rpc/response/#")
     props = Properties(PacketTypes.PUBLISH)
-    props.ResponseTopic = "test/replies/v5"
+    props.ResponseTopic = "datasock/rpc/response/v5/me"
     props.CorrelationData = b"corr-42"
     mq.publish("datasock/rpc/request", json.dumps({"procedure": "consumer.get_data_node"}),
                properties=props)
-    reply = mq.wait_for(lambda m: m.topic == "test/replies/v5")
+    reply = mq.wait_for(lambda m: m.topic == "datasock/rpc/response/v5/me")
     assert reply.properties.CorrelationData == b"corr-42"
     assert LIVE in {n["name"] for n in _json(reply)["result"]}
+    # a response topic outside the reply prefix is never published to (issue 13): the
+    # refusal goes to the id topic
+    props.ResponseTopic = "test/replies/v5"
+    mq.publish("datasock/rpc/request", json.dumps({"procedure": "consumer.get_data_node",
+                                                   "id": "v5-outside"}), properties=props)
+    refused = _json(mq.wait_for(lambda m: m.topic == "datasock/rpc/response/v5-outside"))
+    assert "datasock/rpc/response/" in refused["error"] and "result" not in refused
+    assert not [m for m in mq.drain() if m.topic.startswith("test/replies")]
 
     old = Collector(broker.port, protocol=4)
     try:

@@ -451,3 +451,77 @@ def test_bounded_m4_rejects_unsorted_or_non_finite_times():
         bounded_m4_indices(np.array([2.0, 1.0, 3.0]), np.zeros(3), 2)
     with pytest.raises(InvalidArgument):
         bounded_m4_indices(np.array([1.0, 2.0, np.inf]), np.zeros(3), 2)
+
+
+# -- the mask-based M4 gives what the earlier sort-based one gave -------------------------------
+
+
+def sorted_union_m4(t, columns, stride):
+    """M4 as it was first written: every bucket's first, last and extremes, then np.unique
+    over all of them (a sort of about four indices per bucket)."""
+    ids = np.floor(t / stride)
+    starts = np.concatenate(([0], np.flatnonzero(ids[1:] != ids[:-1]) + 1))
+    lasts = np.concatenate((starts[1:], [len(t)])) - 1
+    counts = lasts - starts + 1
+    parts = [starts, lasts]
+    for column in columns:
+        if column.dtype.kind not in "fiub":
+            continue
+        values = column.view(np.uint8) if column.dtype.kind == "b" else column
+        for reduce in (np.fmin, np.fmax):
+            matches = np.flatnonzero(values == np.repeat(reduce.reduceat(values, starts), counts))
+            pos = np.searchsorted(matches, starts)
+            inside = pos < len(matches)
+            candidates = matches[pos[inside]]
+            parts.append(candidates[candidates <= lasts[inside]])
+    return np.unique(np.concatenate(parts)).astype(np.int64)
+
+
+@st.composite
+def dense_series(draw):
+    """Regularly sampled data (with jitter, gaps and repeats) and a stride near the
+    sampling interval, so buckets hold one, two, three, four or more samples."""
+    n = draw(st.integers(min_value=1, max_value=300))
+    interval = draw(st.sampled_from([1.0, 0.1, 2.5]))
+    steps = draw(hnp.arrays(np.float64, n, elements=st.sampled_from([0.0, 1.0, 1.0, 1.0, 3.0])))
+    t = 1.7e9 + np.cumsum(steps) * interval
+    k = draw(st.integers(min_value=1, max_value=3))
+    columns = [draw(hnp.arrays(np.float64, n, elements=value_elements)) for _ in range(k)]
+    if draw(st.booleans()):
+        columns.append(draw(hnp.arrays(np.bool_, n)))
+    stride = interval * draw(st.sampled_from([0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 7.0]))
+    return t, columns, stride
+
+
+@settings(max_examples=300, deadline=None)
+@given(dense_series())
+def test_mask_m4_equals_sorted_union_m4(data):
+    t, columns, stride = data
+    keep = m4_indices(t, columns, stride)
+    assert np.array_equal(keep, sorted_union_m4(t, columns, stride))
+    assert np.array_equal(keep, reference_m4(t, columns, stride))
+
+
+@settings(max_examples=300, deadline=None)
+@given(dense_series())
+def test_mask_per_field_equals_sorted_union_per_field(data):
+    t, columns, stride = data
+    named = {f"c{i}": c for i, c in enumerate(columns)}
+    out = downsample_per_field(t, named, stride)
+    for name, column in named.items():
+        keep = sorted_union_m4(t, [column], stride) if len(t) > 4 else np.arange(len(t))
+        assert np.array_equal(out[name][0], t[keep])
+        assert np.array_equal(out[name][1], column[keep], equal_nan=True)
+
+
+def test_stride_at_or_below_the_interval_keeps_every_sample():
+    t = 1.7e9 + np.arange(10_000.0)
+    v = np.random.default_rng(5).normal(size=len(t))
+    for stride in (1.0, 0.5):
+        assert np.array_equal(m4_indices(t, [v], stride), np.arange(len(t)))
+        ft, fv = downsample_per_field(t, {"v": v}, stride)["v"]
+        assert np.array_equal(ft, t) and np.array_equal(fv, v)
+    # two samples a bucket: still everything; three: the middle one only when it is an extreme
+    assert len(m4_indices(t, [v], 2.0)) == len(t)
+    three = m4_indices(np.array([3.0, 4.0, 5.0]), [np.array([1.0, 2.0, 3.0])], 3.0)
+    assert three.tolist() == [0, 2]

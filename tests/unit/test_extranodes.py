@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from datasock import extranodes as xn
@@ -180,11 +180,14 @@ def _toml(nodes: list[dict]) -> str:
 @settings(max_examples=150, deadline=None)
 @given(st.lists(_node, max_size=5, unique_by=(lambda n: n["name"],
                                               lambda n: n.get("watch", (object(),))[0])))
+@example([{"name": "0", "command": ["{python}"]}])
 def test_valid_files_round_trip(nodes):
     parsed = parse(_toml(nodes))
     assert [p.name for p in parsed] == [n["name"] for n in nodes]
     for p, n in zip(parsed, nodes):
-        assert list(p.command) == n["command"]
+        # a first word {python} is the Python running datasock; every other word stays as written
+        expected = ["/venv/bin/python" if i == 0 and w == "{python}" else w for i, w in enumerate(n["command"])]
+        assert list(p.command) == expected
         assert p.cwd == BASE / n.get("cwd", ".")
         assert p.env == n.get("env", {})
         if "watch" in n:

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from datasock import wire
 from datasock.datanodes.reply import Samples, data_reply
 from datasock.http_bridge import query
 from datasock.http_bridge.errors import RequestError
@@ -118,10 +119,13 @@ def test_plan_asks_sdk_nodes_for_m4_per_field_and_others_for_span_over_max_point
     assert all(f.options == () for f in plain.fetches.values())
     sdk = query.plan(q, CATALOG, m4_nodes=frozenset({"sim"}))
     assert set(sdk.fetches) == {("sim", m4), ("other", decimate), ("sim", None)}
-    assert sdk.fetches[("sim", m4)].options == (("per_field", True),)
+    # nodes on datasock's SDK are asked for packed arrays too (client.get_data asks only
+    # those whose get_info offers them)
+    assert sdk.fetches[("sim", m4)].options == (("per_field", True), ("arrays", True))
     assert sdk.fetches[("sim", m4)].min_stride == m4
     # raw samples (mean, annotations) never need the per-field shape
-    assert sdk.fetches[("sim", None)].options == () and sdk.fetches[("sim", None)].fields == ("b", "mode")
+    assert sdk.fetches[("sim", None)].options == (("arrays", True),)
+    assert sdk.fetches[("sim", None)].fields == ("b", "mode")
     assert sdk.fetches[("other", decimate)].options == ()
     assert plain.max_points == sdk.max_points == 100 and sdk.end - sdk.start == 3600
 
@@ -137,7 +141,7 @@ def test_plan_combined_target_asks_each_node_its_own_way():
     the_plan = query.plan(parse("sim+other::a"), catalog, m4_nodes=frozenset({"other"}))
     [item] = the_plan.items
     assert item.parts == (("sim", 36.0), ("other", 144.0))
-    assert the_plan.fetches[("other", 144.0)].options == (("per_field", True),)
+    assert the_plan.fetches[("other", 144.0)].options == (("per_field", True), ("arrays", True))
     assert the_plan.fetches[("sim", 36.0)].options == ()
 
 
@@ -246,8 +250,10 @@ def noisy_node_replies(the_plan, nfields=10, seed=11):
     columns["f4"][50_000] = 1e6
     out = {}
     for key, fetch in the_plan.fetches.items():
-        out[key] = data_reply({"tl": Samples(t, columns, finalized_until=None)}, list(fetch.fields),
-                              fetch.start, fetch.end, fetch.min_stride, 64 * 2 ** 20, **dict(fetch.options))
+        # packed by the node (arrays) and unpacked by datasock.client.get_data, as on the wire
+        out[key] = wire.unpack_reply(data_reply({"tl": Samples(t, columns, finalized_until=None)},
+                                                list(fetch.fields), fetch.start, fetch.end,
+                                                fetch.min_stride, 64 * 2 ** 20, **dict(fetch.options)))
     return t, columns, out
 
 
@@ -267,7 +273,7 @@ def test_many_noisy_fields_on_one_timeline_answer_about_the_per_field_count(sdk)
     the_plan = query.plan(parse_day("wide::*"), NOISY, m4_nodes=frozenset({"wide"} if sdk else ()))
     t, columns, replies = noisy_node_replies(the_plan)
     [fetch] = the_plan.fetches.values()
-    assert fetch.options == ((("per_field", True),) if sdk else ())
+    assert fetch.options == ((("per_field", True), ("arrays", True)) if sdk else ())
     answer, errors = query.answer(the_plan, replies, NOISY)
     assert not errors and len(answer) == 10
     for series in answer:

@@ -480,6 +480,137 @@ def test_every_route_is_tested_here(client):
     import sys
     source = inspect.getsource(sys.modules[__name__])
     rules = {r.rule for r in client.application.url_map.iter_rules() if r.endpoint != "static"}
-    assert len(rules) == 12
+    assert len(rules) == 18
     for rule in rules:
         assert f'"{rule}"' in source, rule
+
+
+# == large catalogs and notices (issue 12) =========================================================
+def test_metrics_past_its_limit_offers_node_globs_first_and_says_so(tmp_path):
+    client = make_client(tmp_path, DATASOCK_HTTP_METRICS_LIMIT=3)
+    r = client.post("/metrics", json={})
+    assert [m["value"] for m in r.get_json()] == ["ramp::*", "wide::*", "ramp::ramp"]
+    assert "3 of 4" in r.headers["X-Datasock-Notice"] and r.headers["X-Datasock-Total"] == "4"
+    # the editor asks with the query's own target: it is in the answer even when the list is cut
+    r = client.post("/metrics", json={"metric": "wide::mode"})
+    assert [m["value"] for m in r.get_json()] == ["wide::mode"] and "X-Datasock-Notice" not in r.headers
+    cut = make_client(tmp_path, DATASOCK_HTTP_METRICS_LIMIT=1).post("/metrics", json={"metric": "wide::f"})
+    assert [m["value"] for m in cut.get_json()] == ["wide::f1"] and "type more" in cut.headers["X-Datasock-Notice"]
+    fits = client.post("/metrics", json={"metric": "wide::*"})
+    assert [m["value"] for m in fits.get_json()] == ["wide::*", "wide::f1", "wide::f2"]
+
+
+def test_search_serves_every_name_up_to_its_own_limit(tmp_path, client):
+    r = client.post("/search", json={"target": ""})
+    assert r.get_json() == ["ramp::ramp", "wide::f1", "wide::f2", "wide::mode"] and \
+        "X-Datasock-Notice" not in r.headers
+    limited = make_client(tmp_path, DATASOCK_HTTP_SEARCH_LIMIT=2, DATASOCK_HTTP_METRICS_LIMIT=1)
+    r = limited.post("/search", json={"target": "w"})
+    assert r.get_json() == ["wide::f1", "wide::f2"] and r.headers["X-Datasock-Total"] == "4"
+    assert "the first 2 matching names" in r.headers["X-Datasock-Notice"]
+    assert error_of(limited.post("/search", json={"target": "*" * (patterns.MAX_PATTERN + 1)}), 400)
+
+
+def test_rest_data_says_when_rows_are_not_every_sample(tmp_path, client):
+    window = {"node": "wide", "field": "f1", "from": f"{DAY}T12:00:00Z", "to": f"{DAY}T12:00:20Z"}
+    whole = client.get("/api/data", query_string=window)
+    assert "X-Datasock-Notice" not in whole.headers and "X-Datasock-Downsampled" not in whole.headers
+    few = client.get("/api/data", query_string={**window, "max_points": "4", "format": "csv"})
+    assert few.headers["X-Datasock-Notice"].startswith("max_points 4: M4")
+
+    class Cutting(FakeBackend):
+        def reply(self, fetch):
+            return {**super().reply(fetch), "downsampled": {"min_stride": {"one_hz": 14.8},
+                                                            "reason": "limited to about 32 bytes\nreally \u00e9"}}
+    for fmt in ("json", "csv"):
+        cut = make_client(tmp_path, Cutting()).get("/api/data", query_string={**window, "format": fmt})
+        notice = cut.headers["X-Datasock-Notice"]
+        assert cut.status_code == 200 and cut.headers["X-Datasock-Downsampled"] == "1"
+        assert "node wide downsampled its reply" in notice and "14.8 s" in notice
+        assert "bytes really ?" in notice          # one line of ASCII whatever the node wrote
+
+
+# == the web page (routes/page.py) ===================================================================
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+def test_page_for_browsers_health_for_grafana_at_the_same_url(client):
+    page = client.get("/", headers=BROWSER)
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    assert b'src="web/app.js"' in page.get_data() and "default-src 'self'" in page.headers["Content-Security-Policy"]
+    # Grafana's backend service asks with these; scripts send none
+    for accept in ({"Accept": "application/json, text/plain, */*"}, {}):
+        assert client.get("/", headers=accept).get_json()["status"] == "ok"
+
+
+def test_page_files_need_no_credentials_but_its_data_does(tmp_path):
+    client = make_client(tmp_path, DATASOCK_HTTP_AUTH="token", DATASOCK_HTTP_SECRET="tok")
+    assert client.get("/", headers=BROWSER).status_code == 200
+    for path in ("/web/app.js", "/web/style.css", "/web/vendor/uPlot.min.css"):
+        r = client.get(path)
+        assert r.status_code == 200 and r.headers["X-Content-Type-Options"] == "nosniff"
+    assert client.get("/web/app.js").mimetype in ("text/javascript", "application/javascript")
+    for path in ("/", "/api/search", "/api/status"):
+        assert error_of(client.get(path), 401)["code"] == "unauthorized"
+    assert error_of(client.post("/web/app.js"), 401)["code"] == "unauthorized"
+    auth = {"Authorization": "Bearer tok"}
+    assert client.get("/api/search?q=f1", headers=auth).get_json()[0]["target"] == "wide::f1"
+
+
+def test_page_files_only_its_own(client):
+    for path in ("/web/index.html", "/web/nowhere.js", "/web/..%2Fweb.py", "/web/vendor/uPlot.cjs.js",
+                 "/web/vendor/..%2F..%2Fweb.py", "/web/", "/web/vendor/"):
+        assert error_of(client.get(path), 404)["code"] == "not_found", path
+
+
+def test_page_serves_uplot_from_the_npm_cache(client, tmp_path, monkeypatch):
+    from datasock.http_bridge.routes import page
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    monkeypatch.setattr(page, "VENDOR_DIRS", (tmp_path / "none", dist))
+    assert "npm" in error_of(client.get("/web/vendor/uPlot.esm.js"), 404)["message"]
+    (dist / "uPlot.esm.js").write_text("export default 1;")
+    r = client.get("/web/vendor/uPlot.esm.js")
+    assert r.status_code == 200 and r.get_data() == b"export default 1;"
+
+
+def test_api_search_across_nodes_with_units_and_descriptions(client):
+    rows = client.get("/api/search", query_string={"q": "F"}).get_json()
+    assert rows == [{"target": "wide::f1", "node": "wide", "field": "f1", "units": "K", "type": "number",
+                     "description": "field 1"},
+                    {"target": "wide::f2", "node": "wide", "field": "f2", "units": "V", "type": "number",
+                     "description": "field 2"}]
+    assert [r["target"] for r in client.get("/api/search?q=*::*a*").get_json()] == ["ramp::ramp"]
+    two = client.get("/api/search?limit=2")
+    assert len(two.get_json()) == 2 and two.headers["X-Datasock-More"] == "1"
+    assert "X-Datasock-More" not in client.get("/api/search?limit=4").headers
+    for query in ("limit=0", "limit=201", "limit=x"):
+        assert error_of(client.get(f"/api/search?{query}"), 400)["code"] == "bad_request"
+
+
+def test_api_status_without_and_with_an_archive(tmp_path):
+    client = make_client(tmp_path)
+    status = client.get("/api/status").get_json()
+    assert status["router"] == {"up": True} and status["archive"] is None
+    assert [(n["name"], n["fields"]) for n in status["nodes"]] == [("ramp", 1), ("wide", 3)]
+    assert status["mqtt"]["up"] is False
+    backend = FakeBackend()
+    backend.cache.set_node("archive", "the archive", [{"a.x": {"timeline": "a", "type": "number", "units": ""}},
+                                                      {"a": {"interval": None, "field": ["a.x"]}}])
+    newest = []
+
+    def reply(fetch):
+        if fetch.node in backend.failures:
+            return backend.failures[fetch.node]
+        t = [fetch.end - 3600.0, fetch.end - 600.0]
+        newest.append(t[-1])
+        return {"data": {"a.x": [1.0, 2.0]}, "timeline": {"a": {"t": t, "finalized_until": t[-1]}}}
+    backend.reply = reply
+    client = make_client(tmp_path / "a", backend)
+    archive = client.get("/api/status").get_json()["archive"]
+    assert archive["newest"] == newest[0] and 599 < archive["lag"] < 700 and archive["field"] == "a.x"
+    client.get("/api/status")
+    assert len(newest) == 1       # kept for a while: the panel's polling does not reach the archive
+    backend.failures["archive"] = ApplicationError("wamp.error.no_such_procedure", "gone")
+    client = make_client(tmp_path / "b", backend)
+    assert client.get("/api/status").get_json()["archive"]["error"] == "the node is not running"

@@ -49,10 +49,10 @@ def test_malformed_is_counted_and_never_stored():
 
 def test_out_of_order_time_is_refused():
     n = node()
-    n.feed("datasock/in/a", b'{"value": 1, "t": 1700000100}')
+    n.feed("datasock/in/a", b'{"value": 1, "t": 1699999950}')
     with pytest.raises(Malformed, match="earlier"):
-        n.feed("datasock/in/a", b'{"value": 2, "t": 1700000050}')
-    assert n.counters.malformed == 1 and n.latest("a") == (1_700_000_100.0, 1.0)
+        n.feed("datasock/in/a", b'{"value": 2, "t": 1699999900}')
+    assert n.counters.malformed == 1 and n.latest("a") == (1_699_999_950.0, 1.0)
 
 
 def test_get_fields_only_lists_fields_with_data_in_range():
@@ -62,9 +62,9 @@ def test_get_fields_only_lists_fields_with_data_in_range():
     assert [f.name for f in n.get_fields(NOW - 10, NOW + 10)] == ["new"]
 
 
-def test_field_limit(monkeypatch):
-    monkeypatch.setattr(feed, "MAX_FIELDS", 2)
-    n = node()
+def test_field_limit():
+    n = feed.MqttFedNode("mqtt", ["datasock/in/#"], 5, clock=lambda: NOW,
+                         limits=feed.InputLimits(max_fields=2))
     n.feed("datasock/in/a", b"1")
     n.feed("datasock/in/b", b"1")
     with pytest.raises(Malformed, match="already holds"):
@@ -134,3 +134,74 @@ def test_embedded_broker_plan(url, answers, binary, start, words):
     mqtt = config.load({"DATASOCK_MQTT_URL": url})
     decided, message = broker.embedded_broker_plan(answers, mqtt, binary)
     assert decided is start and words in message
+
+
+# -- issue 13: bounded memory, bad times refused per message ----------------------------------
+def rss_bytes() -> int:
+    import os
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_three_hundred_keys_in_one_message_cost_memory_by_samples_not_capacity():
+    """At the default capacity (86400) a field used to cost 0.69 MB at creation: 300 keys
+    raised RSS by ~200 MB. Now a field holding one sample costs a few hundred bytes."""
+    n = feed.MqttFedNode("mqtt", ["datasock/in/#"], 86400, clock=lambda: NOW)
+    payload = ("{" + ", ".join(f'"k{i}": {i}' for i in range(300)) + "}").encode()
+    before = rss_bytes()
+    stored = n.feed("datasock/in/many", payload)
+    grown = rss_bytes() - before
+    assert len(stored) == 300 and len(n.field_names()) == 300
+    assert grown < 30 << 20, f"RSS grew by {grown / 1e6:.1f} MB"
+    assert sum(b.nbytes for b in n._buffers.values()) < 300 * 64 * 16 + 1
+
+
+def test_a_bad_time_is_refused_per_message_not_per_field_forever():
+    n = node()
+    # a microsecond time used to be read as milliseconds (year ~58,900) and block the field
+    n.feed("datasock/in/a", f'{{"value": 1, "t": {int((NOW - 10) * 1e6)}}}'.encode())
+    assert n.latest("a") == (NOW - 10, 1.0)
+    with pytest.raises(Malformed, match="MAX_AHEAD"):
+        n.feed("datasock/in/a", f'{{"value": 99, "t": {NOW + 10 * 365 * 86400}}}'.encode())
+    n.feed("datasock/in/a", b"2")                      # the next value is taken
+    assert n.get_data(["a"], 0, 2e9)["a"].data["a"].tolist() == [1.0, 2.0]
+
+
+def test_a_message_of_several_values_stores_those_it_can():
+    n = node()
+    n.feed("datasock/in/m", f'{{"x": 1, "t": {NOW - 5}}}'.encode())
+    stored = n.feed("datasock/in/m", f'{{"x": 2, "y": 3, "t": {NOW - 10}}}'.encode())
+    assert stored == [("m_y", NOW - 10, 3.0)] and n.counters.refused_values == 1
+    assert n.latest("m_x") == (NOW - 5, 1.0)
+
+
+def test_payload_size_limit():
+    n = feed.MqttFedNode("mqtt", ["datasock/in/#"], 5, clock=lambda: NOW,
+                         limits=feed.InputLimits(max_payload=10))
+    n.feed("datasock/in/a", b"1234567890")
+    with pytest.raises(Malformed, match="MAX_PAYLOAD"):
+        n.feed("datasock/in/a", b"12345678901")
+
+
+def test_budget_settings_parse_and_are_bounded():
+    s = config.load({})
+    assert s.record is True                                # nothing acknowledged lost by default
+    assert (s.rate, s.rate_per_topic, s.rpc_concurrency, s.max_ahead) == (500.0, 100.0, 16, 60.0)
+    limits = config.input_limits(config.load({"DATASOCK_MQTT_MAX_FIELDS": "7",
+                                              "DATASOCK_MQTT_MAX_AHEAD": "5"}))
+    assert limits.max_fields == 7 and limits.max_ahead == 5.0
+    assert config.rate_settings(config.load({"DATASOCK_MQTT_RATE": "0"})).total == 0.0
+    for env, bad in [("DATASOCK_MQTT_RATE", "-1"), ("DATASOCK_MQTT_RPC_CONCURRENCY", "0"),
+                     ("DATASOCK_MQTT_MAX_FIELDS", "0"), ("DATASOCK_MQTT_RPC_MAX_REPLY", "10")]:
+        with pytest.raises(Exception):
+            config.load({env: bad})
+
+
+def test_a_redelivered_message_is_stored_once():
+    n = node()
+    payload = f'{{"value": 3, "t": {NOW - 1}}}'.encode()
+    assert n.feed("datasock/in/a", payload) == [("a", NOW - 1, 3.0)]
+    assert n.feed("datasock/in/a", payload) == []                  # QoS 1 dup: taken, not stored again
+    assert n.feed("datasock/in/a", f'{{"value": 4, "t": {NOW - 1}}}'.encode())  # same time, new value
+    assert n.get_data(["a"], 0, 2e9)["a"].data["a"].tolist() == [3.0, 4.0]
+    assert n.counters.malformed == 0 and n.counters.refused_values == 0

@@ -63,9 +63,9 @@ def test_input_field_is_a_valid_name_or_malformed(levels):
 
 # -- payloads ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("payload, expected", [
-    (b'{"value": 4.2, "t": 1700000100}', [("f", 1_700_000_100.0, 4.2)]),
+    (b'{"value": 4.2, "t": 1699999900}', [("f", 1_699_999_900.0, 4.2)]),
     (b'{"value": 4.2}', [("f", NOW, 4.2)]),
-    (b'{"value": 1, "t": 1700000100500}', [("f", 1_700_000_100.5, 1.0)]),  # JavaScript ms
+    (b'{"value": 1, "t": 1699999900500}', [("f", 1_699_999_900.5, 1.0)]),  # JavaScript ms
     (b"21.5", [("f", NOW, 21.5)]),
     (b"  -3e2\n", [("f", NOW, -300.0)]),
     (b'"7.5"', [("f", NOW, 7.5)]),
@@ -73,8 +73,8 @@ def test_input_field_is_a_valid_name_or_malformed(levels):
     (b"false", [("f", NOW, 0.0)]),
     (b"ON", [("f", NOW, 1.0)]),
     (b'{"value": false}', [("f", NOW, 0.0)]),
-    (b'{"temp": 4.2, "heater": true, "t": 1700000100}',
-     [("f_temp", 1_700_000_100.0, 4.2), ("f_heater", 1_700_000_100.0, 1.0)]),
+    (b'{"temp": 4.2, "heater": true, "t": 1699999900}',
+     [("f_temp", 1_699_999_900.0, 4.2), ("f_heater", 1_699_999_900.0, 1.0)]),
     (b'{"topic": "/sensor/x/temperature", "sensor": "x", "measurement": "temperature", "value": -20}',
      [("f", NOW, -20.0)]),
 ])
@@ -207,3 +207,82 @@ def test_counters_log_first_then_sparsely():
     logged = [c.refuse() for _ in range(30)]
     assert [i + 1 for i, x in enumerate(logged) if x] == [1, 2, 3, 10, 20, 30]
     assert c.malformed == 30
+
+
+# -- times: units told by magnitude, none too far ahead (issue 13) --------------------------------
+@given(seconds=st.floats(1e8, 4e9), unit=st.sampled_from([1, 1e3, 1e6, 1e9]))
+def test_time_unit_is_told_by_magnitude(seconds, unit):
+    """Any present-day time (1973..2096) in s, ms, us or ns comes back in seconds."""
+    assert topics.unix_seconds(seconds * unit) == pytest.approx(seconds, rel=1e-12)
+
+
+def test_a_microsecond_time_is_not_read_as_milliseconds():
+    us = json.dumps({"value": 1, "t": int(NOW * 1e6) - 5_000_000}).encode()
+    ns = json.dumps({"value": 2, "t": int(NOW * 1e9) - 4_000_000_000}).encode()
+    assert topics.parse_payload("f", us, NOW) == [("f", NOW - 5, 1.0)]
+    assert topics.parse_payload("f", ns, NOW) == [("f", NOW - 4, 2.0)]
+
+
+@given(ahead=st.floats(60.001, 9e10), unit=st.sampled_from([1, 1e3, 1e6, 1e9]))
+def test_a_time_too_far_ahead_is_refused(ahead, unit):
+    """In any unit; in seconds, up to 1e11 (year 5138: beyond that it reads as milliseconds)."""
+    with pytest.raises(Malformed, match="DATASOCK_MQTT_MAX_AHEAD"):
+        topics.parse_payload("f", json.dumps({"value": 1, "t": (NOW + ahead) * unit}).encode(), NOW)
+    assert topics.parse_payload("f", json.dumps({"value": 1, "t": NOW + 59}).encode(), NOW) == \
+        [("f", NOW + 59, 1.0)]
+    assert topics.parse_payload("f", json.dumps({"value": 1, "t": NOW + 100}).encode(), NOW,
+                                max_ahead=200) == [("f", NOW + 100, 1.0)]
+
+
+def test_too_many_values_in_one_message():
+    doc = {f"k{i}": i for i in range(11)}
+    assert len(topics.parse_payload("f", json.dumps(doc).encode(), NOW, max_values=11)) == 11
+    with pytest.raises(Malformed, match="more than 10 values"):
+        topics.parse_payload("f", json.dumps(doc).encode(), NOW, max_values=10)
+
+
+# -- topic levels as field names (issue 13) -----------------------------------------------------
+@pytest.mark.parametrize("topic", ["datasock/in/a/../b", "datasock/in/..", "datasock/in/./a",
+                                   "datasock/in//a", "datasock/in/a/", "datasock/in/a//b",
+                                   "datasock/in/" + "x" * (topics.MAX_LEVEL + 1),
+                                   "datasock/in/" + "/".join(["y" * 100] * 3)])
+def test_empty_dot_and_overlong_levels_are_not_field_names(topic):
+    with pytest.raises(Malformed):
+        topics.input_field("datasock/in/#", topic)
+
+
+def test_longest_accepted_names():
+    level = "x" * topics.MAX_LEVEL
+    assert topics.input_field("datasock/in/#", f"datasock/in/{level}") == level
+    assert topics.field_name("a" * topics.MAX_FIELD_NAME) == "a" * topics.MAX_FIELD_NAME
+    with pytest.raises(Malformed, match="characters"):
+        topics.field_name("a" * (topics.MAX_FIELD_NAME + 1))
+    with pytest.raises(Malformed, match="too long"):
+        topics.field_name("a" * 65536)
+    # a 64 KB key of a JSON object does not become a field name either
+    with pytest.raises(Malformed):
+        topics.parse_payload("f", json.dumps({"k" * 65536: 1}).encode(), NOW)
+
+
+@given(st.lists(st.text(max_size=200).filter(lambda s: "/" not in s), min_size=1, max_size=4))
+def test_a_topic_is_a_bounded_name_or_refused(levels):
+    topic = "datasock/in/" + "/".join(levels)
+    expected = topics._FIELD_CHARS.sub("_", "_".join(levels)).strip("_")
+    bad = (any(lv in ("", ".", "..") or len(lv) > topics.MAX_LEVEL for lv in levels)
+           or not expected or len(expected) > topics.MAX_FIELD_NAME)
+    if bad:
+        with pytest.raises(Malformed):
+            topics.input_field("datasock/in/#", topic)
+    else:
+        assert topics.input_field("datasock/in/#", topic) == expected
+
+
+# -- MQTT 5 response topics (issue 13) ----------------------------------------------------------
+@pytest.mark.parametrize("topic, ok", [
+    ("ds/rpc/response/a", True), ("ds/rpc/response/me/42", True), ("ds/rpc/response/", False),
+    ("ds/rpc/responses/a", False), ("elsewhere", False), ("ds/sim/temp", False),
+    ("ds/rpc/response/+", False), ("ds/rpc/response/#", False), ("ds/rpc/response/a//b", False),
+    ("ds/rpc/response/a\x00", False), ("ds/rpc/response/" + "a" * 300, False),
+    ("$SYS/x", False), ("ds/rpc/request", False)])
+def test_response_topic_must_be_under_the_reply_prefix(topic, ok):
+    assert (topics.check_response_topic("ds", topic) is None) == ok

@@ -404,3 +404,66 @@ def test_per_field_reply_several_timelines_and_strings():
     assert reply["timeline"] == {"fast": {"finalized_until": None}, "slow": {"finalized_until": 5.0}}
     assert len(reply["data"]["mode"]) == len(reply["field_timeline"]["mode"]["t"]) == 20  # first, last x 10
     assert_plain(reply)
+
+
+# -- packed arrays (get_data's ``arrays`` keyword, datasock only) ------------------------------
+import msgpack  # noqa: E402
+
+from datasock import wire  # noqa: E402
+
+
+def over_msgpack(reply):
+    """What the caller gets: the reply through autobahn's msgpack settings, then unpacked."""
+    return wire.unpack_reply(msgpack.unpackb(msgpack.packb(reply, use_bin_type=True), raw=False))
+
+
+def as_plain(reply):
+    """The reply with numpy arrays as lists (what the lists reply holds)."""
+    if isinstance(reply, np.ndarray):
+        return reply.tolist()
+    if isinstance(reply, dict):
+        return {k: as_plain(v) for k, v in reply.items()}
+    if isinstance(reply, list):
+        return [as_plain(v) for v in reply]
+    return reply
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 300), st.sampled_from([None, 0.5, 3.0, 40.0]), st.booleans(),
+       st.sampled_from(["float", "int", "bool", "str", "float32", "uint64"]))
+def test_packed_reply_unpacks_to_the_lists_reply(n, stride, per_field, kind):
+    rng = np.random.default_rng(n)
+    t = 1000.0 + np.sort(rng.uniform(0, 200, n))
+    other = {"float": rng.normal(size=n), "int": rng.integers(-5, 5, n), "bool": rng.integers(0, 2, n) > 0,
+             "str": np.array([f"s{i}" for i in range(n)], dtype=object),
+             "float32": rng.normal(size=n).astype(np.float32),
+             "uint64": rng.integers(0, 5, n).astype(np.uint64)}[kind]
+    samples = {"tl": Samples(t, {"a": rng.normal(size=n), "b": other}, finalized_until=1100.0)}
+    lists = data_reply(samples, ["a", "b", "none"], 1000.0, 1150.0, stride, 1 << 20, per_field)
+    packed = data_reply(samples, ["a", "b", "none"], 1000.0, 1150.0, stride, 1 << 20, per_field, arrays=True)
+    assert wire.is_packed(packed["data"]["a"]) and packed["data"]["none"] == []
+    assert wire.is_packed(packed["data"]["b"]) == (kind in ("float", "int", "float32"))
+    got = over_msgpack(packed)
+    assert isinstance(got["data"]["a"], np.ndarray)
+    assert as_plain(got) == lists
+
+
+def test_packed_values_are_little_endian_float64_bytes():
+    packed = wire.pack_array(np.array([1.5, -2.0]))
+    assert packed == {"dtype": "<f8", "bytes": np.array([1.5, -2.0], dtype="<f8").tobytes()}
+    assert wire.pack_array(np.array([1, 2], dtype=np.int32))["dtype"] == "<i8"
+    assert wire.pack_array(np.array([True])) == [True]
+
+
+@pytest.mark.parametrize("bad", [{"dtype": ">f8", "bytes": b"\0" * 8}, {"dtype": "<f8", "bytes": b"\0" * 7},
+                                 {"dtype": "<f8", "bytes": "text"}])
+def test_malformed_packed_array_is_refused(bad):
+    with pytest.raises(InvalidArgument):
+        wire.unpack_reply({"data": {"a": bad}, "timeline": {}})
+
+
+def test_unpack_leaves_lists_and_lookalikes_alone():
+    reply = {"data": {"a": [1.0], "b": {"dtype": "<f8"}}, "timeline": {"tl": {"t": [1.0]}}}
+    assert wire.unpack_reply(reply) == {"data": {"a": [1.0], "b": {"dtype": "<f8"}},
+                                        "timeline": {"tl": {"t": [1.0]}}}
+    assert wire.unpack_reply(None) is None

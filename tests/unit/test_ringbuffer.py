@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datasock.errors import InvalidArgument
-from datasock.ringbuffer import RingBuffer
+from datasock.ringbuffer import INITIAL_SLOTS, RingBuffer
 
 INF = math.inf
 
@@ -49,7 +49,27 @@ operations = st.lists(
     ),
 )
 def test_buffer_matches_model(capacity, ops, bounds):
-    buffer = make_buffer(capacity)
+    check_against_model(make_buffer(capacity), capacity, ops, bounds)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    capacity=st.integers(min_value=1, max_value=40),
+    initial=st.integers(min_value=1, max_value=40),
+    ops=operations,
+    bounds=st.tuples(
+        st.floats(min_value=-5, max_value=120), st.floats(min_value=-5, max_value=120)
+    ),
+)
+def test_growing_buffer_matches_model(capacity, initial, ops, bounds):
+    """Storage that starts small and grows (across wrap points too) keeps the same contents."""
+    buffer = RingBuffer(capacity, ["x", "flag", "name"], {"flag": bool, "name": object},
+                        initial=initial)
+    check_against_model(buffer, capacity, ops, bounds)
+    assert buffer.nbytes <= (8 + 8 + 1 + 8) * max(min(initial, capacity), 2 * len(buffer))
+
+
+def check_against_model(buffer, capacity, ops, bounds):
     model = []  # every sample ever appended, in order
     now = 0.0
     for kind, batch in ops:
@@ -103,6 +123,26 @@ def test_properties():
     assert buffer.fields == ("x", "flag", "name")
     assert len(buffer) == 0
     assert buffer.nbytes >= 7 * (8 + 8 + 1)
+
+
+def test_memory_follows_samples_held_not_capacity():
+    buffer = RingBuffer(86400, ["x"])
+    assert buffer.nbytes <= 2 * 8 * INITIAL_SLOTS
+    for i in range(1000):
+        buffer.append(float(i), {"x": float(i)})
+    assert 1000 * 16 <= buffer.nbytes <= 2 * 1000 * 16
+    buffer.extend(np.arange(1000.0, 3000.0), {"x": np.arange(2000.0)})
+    assert 3000 * 16 <= buffer.nbytes <= 2 * 3000 * 16
+    small = RingBuffer(100, ["x"], initial=8)
+    small.extend(np.arange(250.0), {"x": np.arange(250.0)})
+    assert small.nbytes == 100 * 16  # never beyond the capacity
+    assert small.slice(-INF, INF)[0].tolist() == list(np.arange(150.0, 250.0))
+
+
+@pytest.mark.parametrize("initial", [0, -1, 1.5, True])
+def test_bad_initial(initial):
+    with pytest.raises(InvalidArgument, match="initial"):
+        RingBuffer(10, ["x"], initial=initial)
 
 
 @pytest.mark.parametrize("capacity", [0, -3, 2.5, True, "10", None])

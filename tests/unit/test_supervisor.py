@@ -470,3 +470,304 @@ def test_a_program_that_cannot_start_is_retried_not_fatal(tmp_path):
     assert child.proc is None and child.restart_at is not None
     assert wait_for(lambda: (sup._watch(), child.restarts >= 2)[1], timeout=10)
     assert "ghost cannot start" in out.getvalue()
+
+
+# == liveness: the pure core (a fake clock: plain numbers) ================================
+from datasock.supervisor import (  # noqa: E402
+    Ask, Liveness, LivenessMonitor, Probe, ProbeFailed, UpSettings, Unresponsive, attach_liveness,
+    http_probe, load_settings, mqtt_probe, tls_probe,
+)
+
+HB = Probe("heartbeat", None, interval=2.0, timeout=20.0, start_grace=60.0)
+
+
+def asks(commands):
+    return [c.child for c in commands if isinstance(c, Ask)]
+
+
+def restarts(commands):
+    return [c for c in commands if isinstance(c, Unresponsive)]
+
+
+def drive(core, child, t_end, answer_until, step=1.0, t0=0.0):
+    """Tick every ``step`` s to ``t_end``, answering every Ask of ``child`` before
+    ``answer_until``; the first restart (time, command) or None."""
+    t = t0
+    while t <= t_end:
+        for c in core.tick(t):
+            if isinstance(c, Ask) and c.child == child:
+                if t < answer_until:
+                    core.answered(child, t)
+                else:
+                    core.failed(child, t, "no")
+            elif isinstance(c, Unresponsive):
+                return t, c
+        t += step
+    return None
+
+
+def test_liveness_asks_every_interval_and_leaves_an_answering_child_alone():
+    core = Liveness({"hub": HB})
+    core.started("hub", 0.0)
+    assert asks(core.tick(0.0)) == ["hub"]
+    assert core.tick(0.5) == []                 # the probe is still out: no second one
+    core.answered("hub", 1.0)
+    assert core.tick(2.9) == []
+    assert asks(core.tick(3.0)) == ["hub"]
+    core.answered("hub", 3.0)
+    assert drive(core, "hub", 1000.0, answer_until=2000.0, t0=4.0) is None
+
+
+def test_liveness_restarts_a_child_silent_for_timeout_with_the_reason():
+    core = Liveness({"hub": HB})
+    core.started("hub", 0.0)
+    hit = drive(core, "hub", 1000.0, answer_until=100.0)
+    assert hit is not None
+    t, command = hit
+    # last answer just before 100 s, then 20 s of silence
+    assert 118.0 <= t <= 121.0
+    assert command.child == "hub"
+    assert "alive but not answering its liveness probe (heartbeat) for 2" in command.reason
+    assert "(last probe: no)" in command.reason
+    # once: no second restart and no more asks while it is being restarted
+    assert core.tick(t + 1) == [] and core.tick(t + 100) == []
+
+
+def test_liveness_start_grace_is_for_the_first_answer_only():
+    core = Liveness({"hub": HB})
+    core.started("hub", 0.0)
+    core.tick(0.0)
+    core.answered("hub", 1.0)               # up and answering after 1 s
+    hit = drive(core, "hub", 200.0, answer_until=-1.0, t0=2.0)
+    assert hit is not None and hit[0] == 21.0   # silent from 1 s: timeout counts, not the grace
+
+
+def test_liveness_start_grace_then_restart_when_it_never_answers():
+    core = Liveness({"http": HB})
+    core.started("http", 10.0)
+    hit = drive(core, "http", 200.0, answer_until=-1.0, t0=10.0)
+    assert hit is not None and hit[0] == 70.0
+    assert "since it started 60 s" in hit[1].reason
+
+
+def test_liveness_forgets_an_exited_child_and_starts_afresh():
+    core = Liveness({"hub": HB})
+    core.started("hub", 0.0)
+    core.tick(0.0)
+    core.exited("hub", 5.0)
+    assert core.tick(500.0) == []               # not running: never probed, never restarted
+    core.started("hub", 600.0)
+    assert asks(core.tick(600.0)) == ["hub"]
+    assert core.silent_for("hub", 610.0) == 10.0
+    assert core.silent_for("nobody", 610.0) is None
+
+
+def test_liveness_ignores_children_without_a_probe():
+    core = Liveness({"hub": HB})
+    core.started("archive-scan", 0.0)
+    core.answered("archive-scan", 1.0)
+    core.failed("archive-scan", 1.0, "x")
+    assert core.tick(1000.0) == []
+
+
+def test_liveness_a_probe_that_never_returns_counts_as_failed():
+    core = Liveness({"router": Probe("TLS", lambda: None, interval=5.0, timeout=20.0, start_grace=1.0)})
+    core.started("router", 0.0)
+    assert asks(core.tick(0.0)) == ["router"]
+    core.answered("router", 1.0)
+    assert asks(core.tick(6.0)) == ["router"]   # and this one never comes back
+    hit = next((t, restarts(cs)) for t in range(7, 100) if restarts(cs := core.tick(float(t))))
+    assert hit[0] == 26                          # 1 s (last answer) + 20 s... the stuck probe fails at 26
+    assert "the probe itself got no answer in 20 s" in hit[1][0].reason
+
+
+def test_liveness_does_not_blame_children_for_the_supervisors_own_pause():
+    core = Liveness({"hub": HB}, stall=5.0)
+    core.started("hub", 0.0)
+    assert drive(core, "hub", 99.0, answer_until=1e9) is None
+    # the supervisor was stopped for 1000 s: nobody answered meanwhile, but nobody is blamed
+    assert restarts(core.tick(1100.0)) == []
+    # a child still silent `timeout` after that is restarted
+    hit = drive(core, "hub", 1200.0, answer_until=1100.0, t0=1101.0)
+    assert hit is not None and hit[0] == 1120.0
+
+
+@given(st.lists(st.floats(min_value=0.1, max_value=30.0), min_size=1, max_size=200),
+       st.floats(min_value=1.0, max_value=60.0))
+def test_liveness_property_restart_iff_silent_for_timeout(gaps, timeout):
+    """Ticks at arbitrary (short) steps, the child answers every probe until ``quiet``:
+    a restart comes only after ``timeout`` seconds without an answer (and past the grace),
+    and always within one tick of it once the child is silent."""
+    probe = Probe("hb", None, interval=1.0, timeout=timeout, start_grace=2 * timeout)
+    core = Liveness({"c": probe}, stall=1e9)
+    core.started("c", 0.0)
+    t, last_ok, quiet_at = 0.0, 0.0, sum(gaps) / 2
+    for gap in gaps:
+        for c in core.tick(t):
+            if isinstance(c, Unresponsive):
+                # silent for `timeout` since the last answer (or never answered, past the grace)
+                assert t - last_ok >= timeout
+                return
+            if t < quiet_at:
+                core.answered("c", t)
+                last_ok = t
+            else:
+                core.failed("c", t, "quiet")
+        # never silent long unnoticed
+        assert t - last_ok < (timeout if last_ok else 2 * timeout) + max(gaps)
+        t += gap
+
+
+# == liveness: settings and which child gets which probe ==================================
+def test_up_settings_defaults_and_off():
+    up = load_settings({})
+    assert (up.liveness_timeout, up.liveness_interval, up.start_grace) == (20.0, 2.0, 60.0)
+    assert up.liveness and not load_settings({"DATASOCK_UP_LIVENESS_TIMEOUT": "0"}).liveness
+    with pytest.raises(ValueError, match="DATASOCK_UP_LIVENESS_TIMEOUT"):
+        load_settings({"DATASOCK_UP_LIVENESS_TIMEOUT": "-1"})
+
+
+def test_attach_liveness_heartbeats_for_own_programs_network_probes_for_the_rest():
+    def check():
+        return None
+    children = [Child(n, ["x"]) for n in ("router", "hub", "archive-scan", "http")]
+    attach_liveness(children, UpSettings(20.0, 2.0, 60.0), {"router": ("TLS", check), "http": ("GET /", check)})
+    by = {c.name: c.liveness for c in children}
+    assert by["archive-scan"] is None
+    assert by["hub"] == Probe("heartbeat every second", None, 2.0, 20.0, 60.0)
+    assert by["router"].check is check and by["router"].interval == 5.0    # network: at least 5 s
+    off = [Child("hub", ["x"])]
+    attach_liveness(off, UpSettings(0.0, 2.0, 60.0), {})
+    assert off[0].liveness is None
+
+
+# == liveness: probes against tiny local servers ==========================================
+def one_shot_server(answer: bytes | None):
+    """A listening socket on a free port whose one connection gets ``answer`` (None: silence)."""
+    import socket as _socket
+    srv = _socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+
+    def serve():
+        conn, _ = srv.accept()
+        with conn:
+            conn.recv(1024)
+            if answer is not None:
+                conn.sendall(answer)
+            time.sleep(0.5)
+    threading.Thread(target=serve, daemon=True).start()
+    return srv, srv.getsockname()[1]
+
+
+def test_http_probe_accepts_any_status_and_refuses_non_http():
+    srv, port = one_shot_server(b"HTTP/1.0 401 Unauthorized\r\n\r\n")
+    with srv:
+        http_probe("127.0.0.1", port)()
+    srv, port = one_shot_server(b"SSH-2.0-x\r\n")
+    with srv, pytest.raises(ProbeFailed, match="not HTTP"):
+        http_probe("127.0.0.1", port)()
+
+
+def test_mqtt_probe_wants_a_connack():
+    srv, port = one_shot_server(b"\x20\x02\x00\x05")     # refused (not authorised): still alive
+    with srv:
+        mqtt_probe("127.0.0.1", port)()
+    srv, port = one_shot_server(b"nope")
+    with srv, pytest.raises(ProbeFailed, match="not CONNACK"):
+        mqtt_probe("127.0.0.1", port)()
+
+
+def test_probes_fail_on_a_listener_that_accepts_but_never_answers(monkeypatch):
+    # what a SIGSTOPped server looks like: the kernel completes the connection, nobody talks
+    monkeypatch.setattr("datasock.supervisor.PROBE_SOCKET_TIMEOUT", 0.3)
+    for probe in (http_probe, tls_probe, mqtt_probe):
+        srv, port = one_shot_server(None)
+        with srv, pytest.raises(OSError):
+            probe("127.0.0.1", port)()
+
+
+def test_probes_fail_when_nothing_listens():
+    from datasock.procutil import free_port
+    with pytest.raises(OSError):
+        tls_probe("127.0.0.1", free_port())()
+
+
+# == liveness: the shell with real children ===============================================
+BEATING = """
+    import os, signal, sys, time
+    from pathlib import Path
+    beat = Path(os.environ["DATASOCK_HEARTBEAT_FILE"])
+    Path({stopped!r}).unlink(missing_ok=True)
+    signal.signal(signal.SIGTERM, lambda *a: (Path({stopped!r}).write_text("term"), sys.exit(0)))
+    while True:
+        beat.touch()
+        time.sleep(0.05)
+"""
+
+
+def test_a_stopped_child_is_restarted_and_a_beating_one_is_not(tmp_path):
+    stopped = tmp_path / "stopped"
+    probe = Probe("heartbeat", None, interval=0.1, timeout=1.0, start_grace=1.0)
+    stuck = Child("stuck", script(BEATING.format(stopped=str(stopped))), backoff=Backoff(initial=0.1),
+                  liveness=probe)
+    fine = Child("fine", script(BEATING.format(stopped=str(tmp_path / "fine-stopped"))), liveness=probe)
+    out = io.StringIO()
+    sup = Supervisor([stuck, fine], out=out)
+    beat_dir = sup.liveness.beat_dir
+    try:
+        for child in (stuck, fine):
+            sup._spawn(child)
+        assert wait_for(lambda: sup.liveness.beat_file("stuck").exists(), timeout=20)
+        first, fine_pid = stuck.proc.pid, fine.proc.pid
+        for _ in range(30):                            # 1.5 s of beating: nobody restarted
+            sup._watch()
+            time.sleep(0.05)
+        assert stuck.restarts == 0 and "restarting" not in out.getvalue()
+        os.kill(first, signal.SIGSTOP)                 # alive but not answering
+        assert wait_for(lambda: (sup._watch(), stuck.restarts >= 1)[1], timeout=30), out.getvalue()
+        assert stuck.proc.pid != first and fine.proc.pid == fine_pid
+    finally:
+        sup.stop()
+    log = out.getvalue()
+    assert "stuck: alive but not answering its liveness probe (heartbeat) for" in log
+    assert "restarting it" in log
+    assert stopped.read_text() == "term"               # continued, it got SIGTERM (not SIGKILL)
+    assert not beat_dir.exists()                       # the heartbeat files went with the supervisor
+
+
+def test_the_heartbeat_variable_reaches_only_probed_children(tmp_path):
+    seen = tmp_path / "env"
+    body = f"""
+        import os
+        from pathlib import Path
+        Path({str(seen)!r} + os.environ["NAME"]).write_text(os.environ.get("DATASOCK_HEARTBEAT_FILE", "-"))
+    """
+    probed = Child("a", script(body), env={**os.environ, "NAME": "a"}, liveness=HB)
+    plain = Child("b", script(body), env={**os.environ, "NAME": "b"})
+    sup = Supervisor([probed, plain], out=io.StringIO())
+    try:
+        for child in (probed, plain):
+            sup._spawn(child)
+            child.proc.wait(20)
+        assert Path(str(seen) + "a").read_text() == str(sup.liveness.beat_file("a"))
+        assert Path(str(seen) + "b").read_text() == "-"
+    finally:
+        sup.stop()
+
+
+def test_runtime_heartbeat_touches_the_file_from_the_reactor(tmp_path):
+    from twisted.internet.task import Clock
+
+    from datasock import runtime
+
+    beat = tmp_path / "x.beat"
+    environ = {runtime.HEARTBEAT_ENV: str(beat)}
+    clock = Clock()
+    loop = runtime.start_heartbeat(clock, environ)
+    assert beat.exists() and runtime.HEARTBEAT_ENV not in environ   # not passed on to grandchildren
+    os.utime(beat, ns=(0, 0))
+    clock.advance(runtime.HEARTBEAT_INTERVAL)
+    assert beat.stat().st_mtime_ns > 0
+    loop.stop()
+    assert runtime.start_heartbeat(clock, {}) is None

@@ -237,3 +237,94 @@ def test_the_bridge_catalog_keeps_m4_nodes_and_timeline_intervals():
     cache.set_node("sdk", "", fields, None)
     cache.drop_node("old")
     assert cache.snapshot.m4_nodes == frozenset() and set(cache.snapshot.intervals) == {"sdk", "odd"}
+
+
+# -- client.get_data with ``arrays``: asked only of nodes whose get_info offers them -----------
+def _client_session(info):
+    """A fake session with one node ``n`` on datasock's SDK (or, with ``info`` None, a sisock
+    node without get_info); its replies pass through msgpack as autobahn sends them."""
+    import msgpack
+    import numpy as np
+    from autobahn.wamp.exception import ApplicationError
+    from fakewamp import BASE, FakeSession
+
+    from datasock.datanodes.reply import Samples, data_reply
+
+    t = 100.0 + np.arange(50.0)
+    samples = {"tl": Samples(t, {"x": np.sin(t), "s": np.array(["a"] * 50, dtype=object)})}
+    asked = []
+
+    def get_data(fields, start, end, **kwargs):
+        asked.append(kwargs)
+        reply = data_reply(samples, fields, start, end, kwargs.get("min_stride"), 1 << 20,
+                           kwargs.get("per_field", False), kwargs.get("arrays", False))
+        return msgpack.unpackb(msgpack.packb(reply, use_bin_type=True), raw=False)
+
+    def get_info():
+        if info is None:
+            raise ApplicationError("wamp.error.no_such_procedure")
+        return info
+    answer = {f"{BASE}.consumer.n.get_data": get_data, f"{BASE}.consumer.n.get_info": get_info}
+    return FakeSession(answer=answer), asked
+
+
+def _get(session, settings, **kwargs):
+    from datasock import client
+
+    results = []
+    client.get_data(session, settings, "n", ["x", "s"], 100.0, 150.0, capped=False, **kwargs) \
+        .addBoth(results.append)
+    return results[0]
+
+
+@pytest.mark.parametrize("info", [{"downsample": "m4", "arrays": ["<f8", "<i8"]}, {"downsample": "m4"}, None])
+def test_get_data_asks_for_arrays_only_where_get_info_offers_them(info):
+    import numpy as np
+    from fakewamp import fake_settings
+
+    from datasock import client
+
+    settings = fake_settings()
+    session, asked = _client_session(info)
+    plain = _get(session, settings)
+    assert asked[-1] == {} and isinstance(plain["data"]["x"], list)
+    # before node_info, nothing is known of the node: lists
+    _get(session, settings, arrays=True)
+    assert asked[-1] == {}
+    client.node_info(session, settings, "n").addBoth(lambda _: None)
+    reply = _get(session, settings, arrays=True, min_stride=5.0)
+    offers = info is not None and "arrays" in info
+    assert asked[-1] == ({"min_stride": 5.0, "arrays": True} if offers else {"min_stride": 5.0})
+    assert isinstance(reply["data"]["x"], np.ndarray) == offers
+    assert isinstance(reply["timeline"]["tl"]["t"], np.ndarray) == offers
+    assert reply["data"]["s"] == ["a"] * len(reply["timeline"]["tl"]["t"])   # strings stay lists
+    lists = _get(session, settings, min_stride=5.0)
+    assert np.asarray(reply["data"]["x"]).tolist() == lists["data"]["x"]
+    assert np.asarray(reply["timeline"]["tl"]["t"]).tolist() == lists["timeline"]["tl"]["t"]
+
+
+def test_node_info_forgets_what_a_node_no_longer_offers():
+    from fakewamp import fake_settings
+
+    from datasock import client
+
+    settings = fake_settings()
+    session, asked = _client_session({"downsample": "m4", "arrays": ["<f8"]})
+    client.node_info(session, settings, "n")
+    _get(session, settings, arrays=True)
+    assert asked[-1] == {"arrays": True}
+    session.answer[f"{settings.base_uri}.consumer.n.get_info"] = lambda: {"downsample": "m4"}
+    client.node_info(session, settings, "n")      # restarted with an SDK that does not pack
+    _get(session, settings, arrays=True)
+    assert asked[-1] == {}
+
+
+def test_merge_keeps_what_reduced_a_window():
+    plain = {"data": {"a": [1.0]}, "timeline": {"tl": {"t": [0.5], "finalized_until": 0.5}}}
+    cut = {"data": {"a": [2.0]}, "timeline": {"tl": {"t": [1.5], "finalized_until": 1.5}},
+           "downsampled": {"reason": "message size", "min_stride": {"tl": 0.5}}}
+    merged = windows.merge([plain, cut], [(0.0, 1.0), (1.0, 2.0)], ["a"], {"a": "tl"})
+    assert merged["data"]["a"] == [1.0, 2.0] and merged["downsampled"] == cut["downsampled"]
+    both = windows.merge([cut, cut], [(0.0, 1.0), (1.0, 2.0)], ["a"], {"a": "tl"})
+    assert both["downsampled"] == {"windows": [cut["downsampled"], cut["downsampled"]]}
+    assert "downsampled" not in windows.merge([plain, plain], [(0.0, 1.0), (1.0, 2.0)], ["a"], {"a": "tl"})

@@ -9,19 +9,47 @@ from ..errors import RequestError
 from ..frames import metric_payloads, payload_options
 from ..parsing import Target, need_object, need_string
 from ..patterns import is_glob
-from ..targets import SEPARATOR, TAG_KEYS, expand, search, split_target, target_name
+from ..targets import SEPARATOR, TAG_KEYS, expand, split_target, target_name
 
 bp = Blueprint("pickers", __name__)
+
+#: a cut or reduced answer says so in this header (docs/http.rst); the total it was cut from in the other
+NOTICE_HEADER = "X-Datasock-Notice"
+TOTAL_HEADER = "X-Datasock-Total"
 
 
 @bp.post("/metrics")
 def metrics():
-    text = need_string(web.body(required=False).get("metric"), "metric", "")
-    names = search(web.backend().snapshot().names, text, web.settings().metrics_limit)
-    if is_glob(text) and SEPARATOR in text and text not in names:
-        names.insert(0, text)     # a glob is offered itself
+    text = need_string(web.body(required=False).get("metric"), "metric", "").strip()
+    snap = web.backend().snapshot()
+    names, notice = metric_names(snap, text, web.settings().metrics_limit)
     payloads = metric_payloads()
-    return web.json_response([{"label": n, "value": n, "payloads": payloads} for n in names])
+    headers = {NOTICE_HEADER: notice, TOTAL_HEADER: str(len(snap.names))} if notice else None
+    return web.json_response([{"label": n, "value": n, "payloads": payloads} for n in names], headers=headers)
+
+
+def metric_names(snap, text: str, limit: int) -> tuple[list[str], str | None]:
+    """What /metrics offers for ``text``, at most ``limit`` entries, and a notice when cut.
+
+    The simpod editor asks with the query's current target (``metric``) and filters the
+    answer in the browser. With no text and more fields than ``limit``, each node's glob
+    (``node::*``) comes first: picking one and opening the list again offers that node's
+    fields. A glob is offered itself, and so is a known name asked for exactly, so the
+    editor always finds the query's own target in the answer.
+    """
+    index = snap.names
+    if not text and len(index) > limit:
+        globs = [target_name(n, "*") for n, fields in snap.catalog.items() if fields][:limit]
+        names, _ = index.search("", limit - len(globs))
+        return globs + names, (f"{len(globs) + len(names)} of {len(index)} names and node globs: more "
+                               f"fields than DATASOCK_HTTP_METRICS_LIMIT ({limit}); pick a node's glob "
+                               f"or type part of a name")
+    names, more = index.search(text, limit)
+    own = text if (is_glob(text) and SEPARATOR in text) or text in index else None
+    if own is not None and own not in names:
+        names = [own] + names[:limit - 1]
+    return names, (f"the first {len(names)} matching names (DATASOCK_HTTP_METRICS_LIMIT); type more of a "
+                   f"name" if more else None)
 
 
 @bp.post("/metric-payload-options")

@@ -7,10 +7,9 @@ from .. import web
 from ..errors import RequestError
 from ..frames import field_rows
 from ..parsing import now, parse_instant, positive_number
-from ..query import Fetch, timeline_of
+from ..query import ARRAYS, Fetch, node_notices, timeline_of
 from ..reduction import min_stride
-from ...wire import rows_by_time
-from ..rows import csv_text, json_rows
+from ..rows import columns, csv_table, json_table
 
 bp = Blueprint("rest", __name__, url_prefix="/api")
 
@@ -55,7 +54,7 @@ def data():
     if fmt not in ("json", "csv"):
         raise RequestError(f"format must be json or csv, got {fmt!r}")
     stride = _stride(start, end, args.get("max_points"))
-    reply = web.fetch_one(Fetch(node, tuple(names), start, end, stride), node)
+    reply = web.fetch_one(Fetch(node, tuple(names), start, end, stride, ARRAYS), node)
     meta = web.backend().snapshot().catalog.get(node, {})
     timelines = {f: meta[f]["timeline"] for f in names if f in meta}
     for f in names:      # a field the catalog does not know: the timeline its values fit
@@ -64,11 +63,33 @@ def data():
             name = next((k for k, v in (reply.get("timeline") or {}).items() if v is tl), None)
             if name is not None:
                 timelines[f] = name
-    rows = rows_by_time(reply, names, timelines)
+    table = columns(reply, names, timelines)     # column by column, no per-sample Python
+    headers = notice_headers(node, reply, args.get("max_points"), stride)
     if fmt == "csv":
-        return Response(csv_text(rows, names), mimetype="text/csv")
-    headers = {"X-Datasock-Downsampled": "1"} if "downsampled" in reply else None
-    return web.json_response(json_rows(rows, names), headers=headers)
+        return Response(csv_table(table, names), mimetype="text/csv", headers=headers)
+    return web.json_response(json_table(table, names), headers=headers)
+
+
+#: how long one X-Datasock-Notice may be, characters
+MAX_NOTICE = 2000
+
+
+def notice_headers(node: str, reply, max_points: str | None, stride: float | None) -> dict[str, str]:
+    """``X-Datasock-Notice`` (and ``X-Datasock-Downsampled: 1``) when the rows are not every sample:
+    the node cut its reply to fit its message limit, or ``max_points`` asked for M4."""
+    texts = [n["text"] for n in node_notices(node, reply, {}, None, 0)]
+    if stride is not None:
+        texts.append(f"max_points {max_points}: M4 (first, min, max and last) in buckets of {stride:.4g} s "
+                     f"wherever a bucket held more than 4 samples")
+    if not texts:
+        return {}
+    text = " | ".join(" ".join(t.split()) for t in texts)
+    # a header is one line of latin-1: anything else a node wrote becomes '?'
+    text = text.encode("ascii", "replace").decode("ascii")[:MAX_NOTICE]
+    headers = {"X-Datasock-Notice": text}
+    if "downsampled" in reply:
+        headers["X-Datasock-Downsampled"] = "1"
+    return headers
 
 
 def _missing(what: str):

@@ -7,7 +7,8 @@ from .. import web
 from ..frames import value_changes
 from ..parsing import need_object, need_string, now, parse_range
 from ..query import Fetch, timeline_of
-from ..targets import search as search_names, split_target
+from ..targets import split_target
+from .pickers import NOTICE_HEADER, TOTAL_HEADER
 
 bp = Blueprint("simplejson", __name__)
 
@@ -15,7 +16,14 @@ bp = Blueprint("simplejson", __name__)
 @bp.post("/search")
 def search():
     text = need_string(web.body(required=False).get("target"), "target", "")
-    return web.json_response(search_names(web.backend().snapshot().names, text, web.settings().metrics_limit))
+    index = web.backend().snapshot().names
+    limit = web.settings().search_limit
+    names, more = index.search(text, limit)
+    headers = None
+    if more:
+        headers = {NOTICE_HEADER: f"the first {len(names)} matching names (DATASOCK_HTTP_SEARCH_LIMIT); "
+                                  f"type more of a name", TOTAL_HEADER: str(len(index))}
+    return web.json_response(names, headers=headers)
 
 
 @bp.post("/annotations")
