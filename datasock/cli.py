@@ -249,15 +249,6 @@ def cmd_nodes(args) -> int:
     return 0
 
 
-def csv_safe(cell):
-    """A CSV cell a spreadsheet will not run as a formula: as
-    :func:`datasock.http_bridge.rows.csv_safe` (kept in step by tests/unit/test_cli_csv.py),
-    repeated here because that module needs the ``http`` extra and ``datasock get`` does not."""
-    if isinstance(cell, str) and cell.startswith(("=", "+", "-", "@", "\t", "\r")):
-        return "'" + cell
-    return cell
-
-
 def _time_args(args) -> tuple[float, float]:
     """``--start``/``--end`` as get_data arguments (see :func:`timeutil.parse_time_arg`):
     ISO times absolute whatever their year, numbers <= 0 and ``now-1h`` relative."""
@@ -270,7 +261,7 @@ def _time_args(args) -> tuple[float, float]:
 
 
 def cmd_fields(args) -> int:
-    from . import timeutil, wire
+    from . import wire
 
     wire.check_node_name(args.node)
     start, end = _time_args(args)
@@ -300,10 +291,10 @@ def cmd_get(args) -> int:
         print(json.dumps(reply))
         return 0
     out = csv.writer(sys.stdout, lineterminator="\n")
-    out.writerow(["t", *map(csv_safe, args.field)])
+    out.writerow(["t", *map(wire.csv_safe, args.field)])
     timeline_of = {name: meta["timeline"] for name, meta in fields.items()}
     for row in wire.rows_by_time(reply, args.field, timeline_of):
-        out.writerow(["" if v is None else (f"{v:.6f}" if i == 0 else csv_safe(v)) for i, v in enumerate(row)])
+        out.writerow(["" if v is None else (f"{v:.6f}" if i == 0 else wire.csv_safe(v)) for i, v in enumerate(row)])
     if "downsampled" in reply:
         print(f"datasock: reply downsampled: {reply['downsampled']}", file=sys.stderr)
     return 0

@@ -172,3 +172,20 @@ def unpack_reply(reply: Any) -> Any:
                 if isinstance(timeline, dict) and is_packed(timeline.get("t")):
                     timeline["t"] = unpack_array(timeline["t"])
     return reply
+
+
+#: first characters that make a spreadsheet read a cell as a formula (or start one)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(cell: Any) -> Any:
+    """A CSV cell a spreadsheet will not run as a formula (CSV injection), for
+    ``datasock get`` and ``/api/data``.
+
+    A string starting with ``= + - @``, a tab or a carriage return gets a leading
+    ``'`` (spreadsheets show it as text; strip the ``'`` to get the value back).
+    Numbers (a negative value included) and other strings are unchanged.
+    """
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+        return "'" + cell
+    return cell

@@ -16,27 +16,12 @@ import numpy as np
 import orjson
 
 from .. import timeutil
+from ..wire import csv_safe
 
 
 def json_rows(rows: Sequence[Sequence[Any]], fields: Sequence[str]) -> list[dict]:
     """``[{"time": ms, "<field>": value, ...}]``."""
     return [{"time": round(row[0] * 1000), **dict(zip(fields, row[1:]))} for row in rows]
-
-
-#: first characters that make a spreadsheet read a cell as a formula (or start one)
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_safe(cell: Any) -> Any:
-    """A CSV cell a spreadsheet will not run as a formula (CSV injection).
-
-    A string starting with ``= + - @``, a tab or a carriage return gets a leading
-    ``'`` (spreadsheets show it as text; strip the ``'`` to get the value back).
-    Numbers (a negative value included) and other strings are unchanged.
-    """
-    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
-        return "'" + cell
-    return cell
 
 
 def csv_text(rows: Sequence[Sequence[Any]], fields: Sequence[str]) -> str:

@@ -19,8 +19,8 @@ import time
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
-from datasock.http_bridge.rows import csv_safe
-from datasock import cli
+from datasock import wire
+from datasock.http_bridge import rows as bridge_rows
 from tests.integration import wamp
 from tests.integration.conftest import shared_stack, start_test_node, wait_until  # noqa: F401
 from tests.integration.http_helpers import grafana_query, start_bridge
@@ -85,9 +85,9 @@ def test_csv_cells_never_start_a_formula(bridge):
     # the ramp's string field holds "s0".."s2"; the bridge and the CLI escape what a spreadsheet
     # would run, and leave numbers (negative ones included) alone
     for cell in ("=HYPERLINK(\"http://x\")", "+1", "-2+3", "@SUM(A1)", "\tx", "\r=1"):
-        assert csv_safe(cell) == "'" + cell == cli.csv_safe(cell)
+        assert bridge_rows.csv_safe(cell) == "'" + cell == wire.csv_safe(cell)
     for cell in ("s0", "", "a=b", -1.5, 3, None, True):
-        assert csv_safe(cell) == cell == cli.csv_safe(cell)
+        assert bridge_rows.csv_safe(cell) == cell == wire.csv_safe(cell)
     r = bridge.get("/api/data", params={"node": RAMP, "field": "ramp,label", "from": "1700000000",
                                         "to": "1700000003", "format": "csv"})
     rows = list(csv.reader(io.StringIO(r.text)))
