@@ -323,17 +323,99 @@ def bench_month():
     index.close()
 
 
+def bench_recorder(tmp: Path, fields: int = 1000, hz: float = 10.0, seconds: int = 60) -> None:
+    """The recorder's core and so3g writer (datasock.recorder, no router) on ``seconds`` of
+    ``fields`` fields at ``hz``, written every 5 s, against so3g's writer alone on the same
+    arrays; the goal is >= 10x the soak's 1,000 fields x 10 Hz."""
+    from spt3g import core as g3core
+
+    from datasock.recorder.core import Recording
+    from datasock.recorder.hkwriter import FileSet, NodeFile
+    from datasock.recorder.rules import Rules
+
+    t0 = 1.7e9
+    ticks = int(seconds * hz)
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(ticks, fields))
+    names = [f"f{i:04d}" for i in range(fields)]
+    shapes = {
+        # one node sampling every field together (sim, host, an OCS feed's block)
+        "1 timeline": [[{"timeline": "all", "t": [t0 + i / hz],
+                         "data": {n: [float(v)] for n, v in zip(names, values[i])}}] for i in range(ticks)],
+        # the MQTT-fed node: each field its own timeline, one event per field per tick
+        f"{fields} timelines": [[{"timeline": n, "t": [t0 + i / hz], "data": {n: [float(values[i, j])]}}
+                                 for j, n in enumerate(names)] for i in range(ticks)],
+    }
+    total = ticks * fields
+    load = fields * hz
+    for label, events in shapes.items():
+        directory = tmp / "recorded" / label.replace(" ", "_")
+
+        def ours():
+            rec = Recording(Rules(), 5.0, 3600.0, 1 << 30, 10**7, t0)
+            files = FileSet(directory)
+            for i, tick in enumerate(events):
+                now = t0 + i / hz
+                for event in tick:
+                    rec.offer("bench", event, now)
+                if rec.due(now):
+                    for batch in rec.take(now):
+                        files.write(batch, now)
+            for batch in rec.take(t0 + seconds):
+                files.write(batch, t0 + seconds)
+            files.close_all()
+
+        def so3g_alone():
+            f = NodeFile(directory / "so3g.g3", "bench", t0)
+            step = int(5 * hz)
+            for start in range(0, ticks, step):
+                t = t0 + np.arange(start, min(start + step, ticks)) / hz
+                frame = f.session.data_frame(f.provider, timestamp=float(t[0]))
+                block = g3core.G3TimesampleMap()
+                block.times = g3core.G3VectorTime(np.round(t * hkfile.G3_SECOND).astype(np.int64))
+                for j, n in enumerate(names):
+                    block[n] = g3core.G3VectorDouble(values[start:start + len(t), j])
+                frame["blocks"].append(block)
+                frame["block_names"].append("all")
+                f.writer.Process(frame)
+                f.writer.Flush()
+            f.close()
+
+        def cpu(fn) -> float:
+            shutil.rmtree(directory, ignore_errors=True)
+            c = time.process_time()
+            fn()
+            return time.process_time() - c
+        ours_s = statistics.median(cpu(ours) for _ in range(3))
+        anchor = statistics.median(cpu(so3g_alone) for _ in range(3))
+        rate = total / ours_s
+        print(f"recorder, {fields} fields x {hz:g} Hz for {seconds} s ({label}): {rate:,.0f} samples/s "
+              f"({rate / load:.1f}x the soak's {load:,.0f}/s), so3g writer alone {total / anchor:,.0f} samples/s")
+        print(f"ratio recorder-{label.replace(' ', '-')}/so3g-writer: {ours_s / anchor:.2f} "
+              "(CPU time; lower is better)")
+        print(f"  recorder CPU share at {load:,.0f} samples/s: {load / rate * 100:.1f} % of one core "
+              "(goal: throughput >= 10x, i.e. <= 10 %; WAMP decoding not included)")
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--mysql", action="store_true", help="also scan into MariaDB at 127.0.0.1:3306")
     p.add_argument("--no-wamp", action="store_true", help="skip the measurement through a router")
     p.add_argument("--no-month", action="store_true", help="skip the 30-day archive")
     p.add_argument("--only-month", action="store_true", help="only the 30-day archive")
+    p.add_argument("--only-recorder", action="store_true", help="only the recorder's write throughput")
     args = p.parse_args()
     if args.only_month:
         bench_month()
         return 0
     tmp = Path(tempfile.mkdtemp(prefix="datasock-bench-archive-"))
+    if args.only_recorder:
+        try:
+            bench_recorder(tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return 0
     db_name = f"dsbench_{uuid.uuid4().hex[:10]}"
     try:
         data_dir = tmp / "data"
@@ -349,6 +431,7 @@ def main() -> int:
         if not args.no_wamp:
             bench_wamp(paths, data_dir, sqlite_config.sqlite_path)
         bench_scan(paths, data_dir, sqlite_config, "sqlite")
+        bench_recorder(tmp)
         if not args.no_month:
             bench_month()
         if args.mysql:

@@ -30,6 +30,9 @@ alternate which goes first; medians):
 * ``raw_gzip``: raw with ``Accept-Encoding: gzip`` as Grafana asks. Goal <= 0.25.
 * ``rest``: GET /api/data 1 day x 10 fields (JSON rows). sisock has no REST API: its
   anchor is sisock's raw /query of the same day (the same samples as JSON). Goal <= 0.2.
+* ``rest_columns``: the same with ``format=columns`` (``{"time": [...], "data": {field:
+  [...]}}``: the same values, one list per field). No goal of its own: printed beside
+  ``rest`` to show what the row objects cost.
 * ``wamp``: get_data 1 day x 1 field with min_stride 1 s over WAMP from this process, as
   a sisock client asks it (plain lists), datasock's node against the sisock node. Goal <= 1.0.
   Also printed: the same call asking datasock's node for packed arrays (``arrays``).
@@ -65,6 +68,8 @@ SISOCK_HUB = "components/hub/hub.py"
 SISOCK_BRIDGE = "components/grafana_server/grafana_http_json.py"
 #: (case, goal): the issue's table
 GOALS = {"query": 0.02, "raw": 0.15, "raw_gzip": 0.25, "rest": 0.2, "wamp": 1.0}
+#: cases printed without a pass line of their own
+NO_GOAL = {"rest_columns"}
 
 
 def lab_formula(i: int, t):
@@ -318,14 +323,16 @@ def main() -> int:
             assert all(s.get("datapoints") for s in answer), str(answer)[:300]
             return elapsed, [len(s["datapoints"]) for s in answer], len(raw)
 
-        def rest(url, start):
-            params = {"node": NODE, "field": ",".join(FIELDS), "from": str(start), "to": str(start + 86400)}
+        def rest(url, start, fmt="json"):
+            params = {"node": NODE, "field": ",".join(FIELDS), "from": str(start), "to": str(start + 86400),
+                      "format": fmt}
             began = time.perf_counter()
             r = http.get(url + "/api/data", params=params, headers={"Accept-Encoding": "identity"})
             body = r.content
             elapsed = time.perf_counter() - began
             assert r.status_code == 200, body[:300]
-            return elapsed, [len(orjson.loads(body))], len(body)
+            answer = orjson.loads(body)
+            return elapsed, [len(answer["time"] if fmt == "columns" else answer)], len(body)
 
         def wamp(session, stack, start, **options):
             began = time.perf_counter()
@@ -338,12 +345,14 @@ def main() -> int:
             "raw": (lambda s: query(d_url, s, "raw"), lambda s: query(s_url, s, "raw")),
             "raw_gzip": (lambda s: query(d_url, s, "raw", gzip=True), lambda s: query(s_url, s, "raw", gzip=True)),
             "rest": (lambda s: rest(d_url, s), lambda s: query(s_url, s, "raw")),
+            "rest_columns": (lambda s: rest(d_url, s, "columns"), lambda s: query(s_url, s, "raw")),
             "wamp": (lambda s: wamp(d_session, ours, s), lambda s: wamp(s_session, theirs, s)),
         }
         print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpu(s); 1 day x 10 noisy fields at 1 Hz "
               f"on one timeline; {args.reps} repetitions after {WARMUP} warm-up, medians")
         print(f"datasock node get_info: {info(d_session, ours)}")
         anchors = {"rest": "sisock has no REST API: anchor is sisock's raw /query of the same day",
+                   "rest_columns": "format=columns; anchor: sisock's raw /query of the same day",
                    "wamp": "anchor: a sisock DataNodeServer serving the same data (it ignores min_stride)"}
         for name, (ours_case, theirs_case) in cases.items():
             times = {"datasock": [], "sisock": []}
@@ -362,6 +371,9 @@ def main() -> int:
                 extra = f", {sizes[who] / 1e6:.1f} MB" if sizes[who] else ""
                 print(f"  {who:<9} {median_ms(times[who])}  {counts(points[who])}{extra}")
             ratio = statistics.median(times["datasock"]) / statistics.median(times["sisock"])
+            if name in NO_GOAL:
+                print(f"ratio {name} datasock/sisock = {ratio:.3f} (no goal) ({anchors[name]})")
+                continue
             goal = GOALS[name]
             bounded = "" if name != "query" else \
                 f"; points per target <= {MAX_POINTS}: {'pass' if max(points['datasock']) <= MAX_POINTS else 'MISS'}"

@@ -21,8 +21,9 @@ from autobahn.wamp.serializer import MsgPackSerializer
 from twisted.internet import defer, reactor as _reactor, threads
 from twisted.internet.endpoints import SSL4ClientEndpoint
 from twisted.internet.ssl import Certificate, optionsForClientTLS
+from twisted.logger import Logger
 
-from . import secretstore, timeutil, tls, windows, wire
+from . import logfmt, secretstore, timeutil, tls, windows, wire
 from .errors import DatasockError
 from .settings import Settings
 
@@ -87,12 +88,70 @@ def component(settings: Settings, creds: Credentials, **kwargs: Any) -> Componen
         "max_retry_delay": 5,
         "retry_delay_growth": 1.5,
     }
-    return Component(
+    comp = Component(
         transports=[transport], realm=settings.realm,
         authentication={"wampcra": {"authid": creds.authid, "secret": creds.secret}},
         # a wrong secret never gets better by retrying
         is_fatal=lambda exc: isinstance(exc, ApplicationError) and exc.error in AUTH_ERRORS,
         **kwargs)
+    watch_connection(comp, f"the router {settings.router_url}")
+    return comp
+
+
+# -- one line per lost connection, not one per attempt -----------------------------------------
+_log = Logger(namespace="datasock.client")
+
+#: leave reasons that are no loss: we left ourselves
+_CLEAN_LEAVES = {"wamp.close.normal", "wamp.close.goodbye_and_out"}
+#: how autobahn reports a lost connection to the reconnect loop (its on_leave told us already)
+_TRANSPORT_LOST = "wamp.close.transport_lost"
+
+
+def _literal(text: str) -> str:
+    """``text`` as a Twisted log format that formats to itself."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _failure_text(exc: BaseException) -> str:
+    if isinstance(exc, ApplicationError):
+        return exc.error_message()
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def watch_connection(comp: Component, peer: str, clock=_reactor, remind: float = 300.0) -> logfmt.Storm:
+    """Log ``comp``'s connection to ``peer`` as a :class:`datasock.logfmt.Storm` does: one
+    warning when it is lost, one line when it is back (failed attempts, downtime), a
+    reminder every ``remind`` s in between; a refused secret is an error line of its own.
+    (Autobahn's own line per attempt is silenced by :func:`datasock.runtime.start_logging`.)"""
+    storm = logfmt.Storm(peer, remind=remind)
+
+    def say(level, line, **fields):
+        if line:   # the line is the format: its braces escaped, the numbers in fields of their own
+            getattr(_log, level)(_literal(line), peer=peer, failures=storm.failures, **fields)
+
+    def on_leave(session, details):
+        if details.reason not in _CLEAN_LEAVES:
+            say("warn", storm.lost(clock.seconds(), details.reason))
+
+    def on_failure(component, exc):
+        if isinstance(exc, ApplicationError) and exc.error == _TRANSPORT_LOST:
+            return
+        if isinstance(exc, ApplicationError) and exc.error in AUTH_ERRORS:
+            _log.error(_literal(f"{peer} refused us: {exc.error_message()}"), peer=peer)
+            return
+        say("warn", storm.failed(clock.seconds(), _failure_text(exc)))
+
+    def on_join(session, details):
+        started, failures, now = storm.down_since, storm.failures, clock.seconds()
+        line = storm.back(now)
+        if line:   # a warning too, so that it shows wherever the loss did
+            _log.warn(_literal(line), peer=peer, failures=failures, downtime=round(now - started, 3))
+
+    comp.on("leave", on_leave)
+    comp.on("connectfailure", on_failure)
+    comp.on("join", on_join)
+    return storm
 
 
 class _OnceSession(ApplicationSession):

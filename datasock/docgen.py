@@ -5,7 +5,9 @@ docs/conf.py writes them into ``docs/_generated/`` when the documentation is bui
 * :func:`settings_table_rst`: one component's settings (a :class:`datasock.settings.Group`),
   so the configuration reference lists exactly the variables the code reads;
 * :func:`cli_reference_rst`: every command and option of an argparse parser
-  (``datasock.cli.parser()``), the way the settings tables list every variable.
+  (``datasock.cli.parser()``), the way the settings tables list every variable;
+* :func:`exit_status_rst`: the exit statuses every command and component ends with
+  (:data:`datasock.errors.EXIT_MEANINGS`).
 """
 from __future__ import annotations
 
@@ -15,11 +17,17 @@ from typing import Iterable
 
 
 def _subcommands(parser: argparse.ArgumentParser):
+    """``(name, aliases, parser, help)`` of each subcommand, once (an alias names the same parser)."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
-            helps = {a.dest: a.help for a in action._choices_actions}
+            helps = {a.dest.split(" ")[0]: a.help for a in action._choices_actions}
+            names: dict[int, list[str]] = {}
             for name, sub in action.choices.items():
-                yield name, sub, helps.get(name) or ""
+                names.setdefault(id(sub), []).append(name)
+            for name, sub in action.choices.items():
+                first, *aliases = names[id(sub)]
+                if name == first:
+                    yield name, aliases, sub, helps.get(name) or ""
 
 
 def _option_rows(parser: argparse.ArgumentParser) -> list[tuple[str, str, str]]:
@@ -49,10 +57,12 @@ def cli_reference_rst(parser: argparse.ArgumentParser) -> str:
     """One section per (sub)command: its help line and a table of its arguments and options."""
     prog = parser.prog
     out = []
-    for name, sub, help_text in _subcommands(parser):
+    for name, aliases, sub, help_text in _subcommands(parser):
         command = f"{prog} {name}"
         rows = _option_rows(sub)
-        out += [f"``{command}``", "~" * (len(command) + 4), "", _escape(help_text or sub.description or ""), ""]
+        also = "".join(f" (alias ``{prog} {a}``)" for a in aliases)
+        out += [f"``{command}``", "~" * (len(command) + 4), "",
+                _escape(sub.description or help_text or "") + also, ""]
         if rows:
             out += [".. list-table::", "   :header-rows: 1", "   :widths: 30 15 55", "",
                     "   * - Argument", "     - Default", "     - Meaning"]
@@ -63,6 +73,16 @@ def cli_reference_rst(parser: argparse.ArgumentParser) -> str:
         if nested:
             out.append(nested)
     return "\n".join(out)
+
+
+def exit_status_rst(meanings: dict[int, str]) -> str:
+    """The exit statuses (:data:`datasock.errors.EXIT_MEANINGS`) as a list-table."""
+    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 10 90", "",
+             "   * - Status", "     - Meaning"]
+    for status in sorted(meanings):
+        text = meanings[status]
+        lines += [f"   * - {status}", f"     - {_escape(text[:1].upper() + text[1:])}."]
+    return "\n".join(lines) + "\n"
 
 
 def settings_table_rst(settings: Iterable) -> str:

@@ -11,6 +11,17 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 #: the command line or a setting is wrong; nothing was started (fix the configuration)
 EXIT_USAGE = 2
+#: what each exit status means, for ``datasock --help`` and the generated table of docs/cli.rst
+EXIT_MEANINGS = {
+    EXIT_OK: "success, or stopped on request (Ctrl-C, SIGTERM); `datasock status`: every check passed",
+    EXIT_FAILURE: "a failure while running: the router is not reachable, the hub or a node is not "
+    "running, a call timed out, the archive database does not answer, a port to listen on is held "
+    "by another process, a child of `datasock up` did not start; `datasock status`: a check failed",
+    EXIT_USAGE: "usage or configuration: a command line that does not parse, a bad argument or time, "
+    "a setting that does not parse or does not go with the others, a router or HTTP bridge refusing "
+    "to listen beyond loopback without provisioned secrets, a node name another session serves; "
+    "nothing was started",
+}
 
 
 class DatasockError(Exception):

@@ -55,7 +55,7 @@ POLL_INTERVAL = 2.0
 WATCHER_NAME = "node-watch"
 #: names of ``datasock up``'s own children (whether or not this stack runs them all)
 RESERVED_CHILD_NAMES = frozenset({"router", "mosquitto", "mqtt", "hub", "sim", "host", "archive-scan",
-                                  "archive", "ocs", "http", WATCHER_NAME})
+                                  "archive", "ocs", "http", "recorder", WATCHER_NAME})
 
 _CHILD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,63}")
 _DATA_NODE_NAME = re.compile(r"[A-Za-z0-9_\-]{1,128}")
@@ -577,7 +577,7 @@ def watch_main(argv: Sequence[str] = ()) -> int:
     from . import client, runtime, settings as settings_mod, wire
 
     settings = settings_mod.load()
-    runtime.start_logging(settings.log_level)
+    runtime.start_logging(settings.log_level, settings.log_format, "datasock up")
     comp = client.component(settings, client.credentials(settings, "consumer"))
     loops: list = []
 

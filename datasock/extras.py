@@ -18,10 +18,12 @@ from .errors import DatasockError
 #: extra -> the top-level modules datasock imports from its distributions
 MODULES: dict[str, tuple[str, ...]] = {
     "router": ("crossbar",),
-    "archive": ("so3g", "mysql.connector", "tqdm"),  # so3g brings spt3g (made importable by so3g)
-    "http": ("flask", "orjson", "re2"),  # re2: google-re2
-    "mqtt": ("paho.mqtt", "orjson"),
+    "archive": ("so3g", "mysql.connector", "tqdm", "prometheus_client"),  # so3g brings spt3g
+    "http": ("flask", "orjson", "re2", "prometheus_client", "isal"),  # re2: google-re2; isal: gzip
+    "mqtt": ("paho.mqtt", "orjson", "prometheus_client"),
     "host": ("psutil",),
+    # datasock.metrics: optional for the hub and the SDK's nodes (they run without it)
+    "metrics": ("prometheus_client",),
 }
 
 #: ``datasock`` command (with its node kind) -> the extras it needs
@@ -31,6 +33,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "mqtt": ("mqtt",),
     "scan": ("archive",),
     "node archive": ("archive",),
+    "recorder": ("archive",),
     "node mqtt": ("mqtt",),
     "node host": ("host",),
     "up": tuple(MODULES),

@@ -15,3 +15,12 @@ def full_name(provider: str, field: str) -> str:
 def timeline_name(provider: str, block: str) -> str:
     """The timeline of one provider's block (its fields are co-sampled)."""
     return f"{provider}:{block}"
+
+
+def recorded_name(node: str, field: str) -> str:
+    """The archive's name of a recorded node's field (the recorder, datasock.recorder).
+
+    The recorder writes node ``node``'s field ``field`` with provider = ``node``, so the
+    archive serves it as :func:`full_name` ``(node, field)`` = ``<node>.<field>``.
+    """
+    return full_name(node, field)

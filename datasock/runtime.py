@@ -13,34 +13,108 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
 import txaio
 from twisted.internet import defer, task
 
+from . import logfmt
 from .errors import EXIT_OK, DatasockError, exit_status
 
 _LEVELS = ("critical", "error", "warn", "info", "debug", "trace")
 
+#: this process's log format and program name, set by :func:`start_logging` (:func:`fail` follows them)
+_LOG = {"format": "text", "component": "datasock"}
 
-def start_logging(level: str) -> None:
-    """Log to stderr at ``level``; quiet by default (warn)."""
+#: keys of a Twisted log event that are not the event's own fields (legacy log's and LoggingFile's)
+_NOT_FIELDS = frozenset({"format", "message", "isError", "system", "time", "why", "failure", "printed",
+                         "stream"})
+
+
+class JsonObserver:
+    """A Twisted log observer writing each event at or above ``level`` as one JSON line
+    (:func:`datasock.logfmt.json_line`): the text a person reads under ``event``, the
+    event's own fields (``{url}``, ``{error}``...) under their names, a traceback under
+    ``traceback``."""
+
+    def __init__(self, out, level: str, component: str):
+        from twisted.logger import LogLevel
+
+        self.out = out
+        self.component = component
+        names = {"critical": LogLevel.critical, "error": LogLevel.error, "warn": LogLevel.warn,
+                 "info": LogLevel.info, "debug": LogLevel.debug, "trace": LogLevel.debug}
+        self.levels = {names[name] for name in _LEVELS[:_LEVELS.index(level) + 1]}
+
+    def __call__(self, event: dict) -> None:
+        from twisted.logger import formatEvent
+
+        level = event.get("log_level")
+        if level is not None and level not in self.levels:
+            return
+        failure = event.get("log_failure")
+        text = formatEvent(event) if event.get("log_format") is not None else ""
+        fields = {k: v for k, v in event.items() if not k.startswith("log_") and k not in _NOT_FIELDS}
+        if failure is not None:
+            text = text or f"{type(failure.value).__name__}: {failure.getErrorMessage()}"
+            fields["traceback"] = failure.getTraceback()
+        line = logfmt.json_line(event.get("log_time") or time.time(),
+                                getattr(level, "name", "info"), self.component, text,
+                                event.get("log_namespace") or event.get("log_system"), fields)
+        try:
+            self.out.write(line + "\n")
+            self.out.flush()
+        except (OSError, ValueError):
+            pass   # nowhere left to log to (stderr closed): nothing better to do
+
+
+def log_format(environ=None) -> str:
+    """DATASOCK_LOG_FORMAT of ``environ`` (default: this process's), for code that prints its own
+    lines before or without :func:`start_logging` (``datasock up``'s supervisor)."""
+    from .settings import SETTINGS, parse_settings
+
+    try:
+        return parse_settings([s for s in SETTINGS if s.attr == "log_format"], environ)["log_format"]
+    except DatasockError:
+        return "text"   # a bad value stops the program with its own message elsewhere
+
+
+def start_logging(level: str, fmt: str = "text", component: str = "datasock", out=None) -> None:
+    """Log to stderr at ``level`` (quiet by default: warn) in format ``fmt``:
+    ``text`` (Twisted's lines) or ``json`` (one JSON object per line, see
+    :mod:`datasock.logfmt`). ``component`` names the program in JSON lines."""
     level = {"warning": "warn"}.get(level.lower(), level.lower())
     if level not in _LEVELS:
         raise DatasockError(f"DATASOCK_LOG_LEVEL must be one of {list(_LEVELS)}, got {level!r}")
+    if fmt not in logfmt.FORMATS:
+        raise DatasockError(f"DATASOCK_LOG_FORMAT must be one of {list(logfmt.FORMATS)}, got {fmt!r}")
+    out = out or sys.stderr
+    _LOG.update(format=fmt, component=component)
     txaio.use_twisted()   # before any autobahn import when the program imports it lazily
-    txaio.start_logging(level=level, out=sys.stderr)
-    if _LEVELS.index(level) < _LEVELS.index("info"):
-        # autobahn's Component logs every (re)connection attempt as a warning; that is
-        # routine here, and our own code says when something is really wrong
+    if fmt == "json":
+        from twisted.logger import globalLogBeginner
+
+        txaio.set_global_log_level(level)
+        globalLogBeginner.beginLoggingTo([JsonObserver(out, level, component)])
+    else:
+        txaio.start_logging(level=level, out=out)
+    if _LEVELS.index(level) < _LEVELS.index("debug"):
+        # autobahn's Component logs every (re)connection attempt (33-35 lines while a router
+        # restarts); datasock.client says it once per lost connection and once when it is back
+        # (with the count), and says itself what is fatal (a refused secret, a TLS failure)
         from autobahn.twisted.component import Component
-        Component.log.set_log_level("error")
+        Component.log.set_log_level("critical")
 
 
 def fail(prog: str, exc: DatasockError) -> int:
     """Say why ``prog`` stops (one line on stderr, no traceback); its exit status."""
-    print(f"{prog}: {exc}", file=sys.stderr, flush=True)
+    if _LOG["format"] == "json":
+        stream = sys.__stderr__ or sys.stderr   # not Twisted's redirection of sys.stderr
+        print(logfmt.json_line(time.time(), "error", prog, str(exc)), file=stream, flush=True)
+    else:
+        print(f"{prog}: {exc}", file=sys.stderr, flush=True)
     return exit_status(exc)
 
 
@@ -50,7 +124,8 @@ def run_program(prog: str, program: Callable[..., Any], *loaders: Callable[[Any]
 
     ``settings`` are the core settings (:func:`datasock.settings.load`); each of
     ``loaders`` is called with them and loads a component's own (e.g.
-    ``lambda s: http_config.load(s.home)``). Logging starts at DATASOCK_LOG_LEVEL
+    ``lambda s: http_config.load(s.home)``). Logging starts at DATASOCK_LOG_LEVEL (in
+    DATASOCK_LOG_FORMAT)
     unless ``logging`` is false. ``program`` returns an exit status (None: 0) or
     never returns (:func:`react` exits the process). ``settings``: core settings the
     caller already has (not read again).
@@ -61,7 +136,7 @@ def run_program(prog: str, program: Callable[..., Any], *loaders: Callable[[Any]
         settings = settings or settings_mod.load()
         loaded = [load(settings) for load in loaders]
         if logging:
-            start_logging(settings.log_level)
+            start_logging(settings.log_level, settings.log_format, prog)
         result = program(settings, *loaded)
     except DatasockError as exc:
         return fail(prog, exc)

@@ -255,6 +255,10 @@ SETTINGS = Group("core", "Every datasock process (router, hub, data nodes, comma
             "Seconds a datasock client waits for any WAMP call before giving up.", parse_positive_float),
     Setting("DATASOCK_LOG_LEVEL", "log_level", "warn",
             "Log level of datasock processes (debug, info, warn, error)."),
+    Setting("DATASOCK_LOG_FORMAT", "log_format", "text",
+            "Log format of datasock processes: ``text`` (a time and a sentence per line) or ``json`` "
+            "(one JSON object per line: time, level, component, system, event and its fields; "
+            "docs/operations.rst).", one_of("text", "json")),
     Setting("WAMP_USER", "wamp_user", None,
             "Extra data-node user the router accepts (for existing sisock DataNodeServers); "
             "needs WAMP_SECRET. Also used by clients to pick the identity they join with."),
@@ -288,6 +292,7 @@ class Settings:
     max_message_size: int
     call_timeout: float
     log_level: str
+    log_format: str
     wamp_user: str | None
     wamp_secret: str | None
     sisock_legacy: bool
@@ -317,10 +322,12 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
 #: the docs tabulate, the core first. Imported lazily: a component's module may need its extra.
 GROUPS: tuple[tuple[str, str], ...] = (
     ("core", "datasock.settings"),
+    ("metrics", "datasock.metrics"),
     ("sim", "datasock.datanodes.sim"),
     ("host", "datasock.datanodes.host"),
     ("http", "datasock.http_bridge.config"),
     ("archive", "datasock.archive"),
+    ("recorder", "datasock.recorder"),
     ("mqtt", "datasock.mqtt.config"),
     ("ocs", "datasock.ocs"),
     ("deploy", "datasock.deploy"),

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Callable, Mapping, Protocol, Sequence
 
 from .procutil import ChildProcess
-from .runtime import HEARTBEAT_ENV
+from . import logfmt
+from .runtime import HEARTBEAT_ENV, log_format
 from .settings import Group, Setting, at_least, parse_positive_float
 
 SETTINGS = Group("up", "``datasock up``'s supervisor: liveness probes of its children", (
@@ -180,10 +181,10 @@ class Liveness:
             if live.asked_at is not None and t - live.asked_at >= probe.timeout:
                 self.failed(child, t, f"the probe itself got no answer in {probe.timeout:g} s")
             last = live.started if live.last_ok is None else live.last_ok
-            # a child that never answered has start_grace for its first answer
-            deadline = max(live.started + probe.start_grace if live.last_ok is None else last + probe.timeout,
-                           live.excused_until + probe.timeout)
-            if t >= deadline:
+            # a child that never answered has start_grace for its first answer; the
+            # silences are compared as differences (t - last), as they are reported
+            allowed = probe.start_grace if live.last_ok is None else probe.timeout
+            if t - last >= allowed and t - live.excused_until >= probe.timeout:
                 live.restarting = True
                 since = "since it started" if live.last_ok is None else "for"
                 reason = (f"alive but not answering its liveness probe ({probe.what}) "
@@ -387,18 +388,27 @@ class Supervisor:
         self.stop_timeout = stop_timeout
         self.out = out
         self._stopping = False
+        #: DATASOCK_METRICS_PORT: the supervisor's metrics server and each child's port (datasock.metrics)
+        self.metrics_server = None
+        self.metrics_ports: dict[str, int] = {}
         self.liveness: LivenessMonitor | None = None
         if any(c.liveness is not None for c in self.children):
             # heartbeat files: private to this supervisor, removed when it stops
             self.liveness = LivenessMonitor(self.children, Path(tempfile.mkdtemp(prefix="datasock-up-")))
             self.monitors.append(self.liveness)
 
-    def say(self, text: str) -> None:
-        print(f"datasock up: {text}", file=self.out, flush=True)
+    def say(self, text: str, level: str = "info") -> None:
+        """One line of the supervisor's own, in DATASOCK_LOG_FORMAT."""
+        if log_format() == "json":
+            print(logfmt.json_line(time.time(), level, "datasock up", text), file=self.out, flush=True)
+        else:
+            print(f"datasock up: {text}", file=self.out, flush=True)
 
     def _spawn(self, child: Child) -> None:
         child.restart_at = child.kill_at = None
         env = child.env
+        if child.name in self.metrics_ports:
+            env = {**(os.environ if env is None else env), "DATASOCK_METRICS_PORT": str(self.metrics_ports[child.name])}
         if self.liveness is not None and child.liveness is not None and child.liveness.check is None:
             beat = self.liveness.beat_file(child.name)
             beat.unlink(missing_ok=True)
@@ -411,7 +421,7 @@ class Supervisor:
             child.started_at = time.monotonic()
             delay = child.backoff.crashed(0.0)
             child.restart_at = child.started_at + delay
-            self.say(f"{child.name} cannot start ({exc}); trying again in {delay:.0f} s")
+            self.say(f"{child.name} cannot start ({exc}); trying again in {delay:.0f} s", "warn")
             return
         child.started_at = time.monotonic()
         for monitor in self.monitors:
@@ -423,7 +433,7 @@ class Supervisor:
         child = next((c for c in self.children if c.name == name), None)
         if child is None or child.proc is None or child.proc.poll() is not None or child.kill_at is not None:
             return False
-        self.say(f"{name}: {reason}; restarting it")
+        self.say(f"{name}: {reason}; restarting it", "warn")
         child.proc.terminate()
         child.proc.send(signal.SIGCONT)   # a stopped child acts on SIGTERM only once continued
         child.kill_at = time.monotonic() + self.stop_timeout
@@ -436,6 +446,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._stop_signal)
         signal.signal(signal.SIGINT, self._stop_signal)
         try:
+            self.start_metrics()
             for child in self.children:
                 if self._stopping:
                     break
@@ -444,7 +455,7 @@ class Supervisor:
                 while not self._stopping and not child.ready():
                     if child.proc is None or child.proc.poll() is not None or time.monotonic() > deadline:
                         code = child.proc.poll() if child.proc else None
-                        self.say(f"{child.name} did not start (exit code {code})")
+                        self.say(f"{child.name} did not start (exit code {code})", "error")
                         return 1
                     time.sleep(0.1)
             if not self._stopping:
@@ -464,14 +475,14 @@ class Supervisor:
                 delay = child.backoff.crashed(now - child.started_at)
                 child.restart_at = now + delay
                 child.kill_at = None
-                self.say(f"{child.name} exited with code {code}; restarting in {delay:.0f} s")
+                self.say(f"{child.name} exited with code {code}; restarting in {delay:.0f} s", "warn")
                 for monitor in self.monitors:
                     monitor.exited(child, now)
             elif child.restart_at is not None and now >= child.restart_at:
                 child.restarts += 1
                 self._spawn(child)
             elif child.kill_at is not None and code is None and child.proc and now >= child.kill_at:
-                self.say(f"{child.name} ignored SIGTERM for {self.stop_timeout:g} s; killing it")
+                self.say(f"{child.name} ignored SIGTERM for {self.stop_timeout:g} s; killing it", "warn")
                 child.proc.kill()
         for monitor in self.monitors:
             for name, reason in monitor.check(now):
@@ -488,4 +499,33 @@ class Supervisor:
         if self.liveness is not None:
             self.liveness.close()
             shutil.rmtree(self.liveness.beat_dir, ignore_errors=True)
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+            self.metrics_server = None
         self.say("stopped")
+
+    def start_metrics(self, environ: Mapping[str, str] | None = None) -> None:
+        """Serve restarts per child on DATASOCK_METRICS_PORT and give the children the next ports."""
+        from . import metrics
+        from .errors import DatasockError
+
+        settings = metrics.load_settings(environ)
+        if settings.port is None:
+            return
+        self.metrics_ports = metrics.child_ports(settings.port, [c.name for c in self.children])
+        counted = metrics.build("up", True)
+        if not counted.enabled:
+            self.say("DATASOCK_METRICS_PORT is set but prometheus-client is not installed: no metrics")
+            return
+        counted.observe(lambda: {
+            "restarts": {(c.name,): c.restarts for c in self.children},
+            # what _watch last saw (polling the child here would race it)
+            "child_running": {(c.name,): int(c.proc is not None and c.restart_at is None)
+                              for c in self.children}})
+        try:
+            self.metrics_server = metrics.serve_thread(counted, settings, lambda: (True, "supervising"))
+        except DatasockError as exc:
+            self.say(str(exc))
+            return
+        self.say(f"metrics http://{settings.listen}:{settings.port}/metrics; children's on the next "
+                 f"ports: " + ", ".join(f"{name} {port}" for name, port in self.metrics_ports.items()))

@@ -31,6 +31,11 @@ GET_FIELDS = "get_fields"
 GET_DATA = "get_data"
 #: the wildcard subscription (``match="wildcard"``) that receives every node's live samples
 SAMPLES_WILDCARD = "consumer..samples"
+#: datasock addition: a node's set of fields changed (``consumer.<name>.fields_changed``, no
+#: arguments). datasock's SDK publishes it when a live sample names a field it had not sent
+#: before, and when a node calls ``NodeRunner.fields_changed()``; the HTTP bridge then asks
+#: that node's get_fields at once instead of at its next periodic refresh
+FIELDS_CHANGED_WILDCARD = "consumer..fields_changed"
 
 # the router's own meta API and error URIs (full URIs, not under the base URI)
 META_SESSION_ON_LEAVE = "wamp.session.on_leave"
@@ -49,6 +54,20 @@ def node_procedure(name: str, procedure: str) -> str:
 def samples_topic(name: str) -> str:
     """Suffix of the topic a live node publishes its new samples on."""
     return f"consumer.{name}.samples"
+
+
+def fields_changed_topic(name: str) -> str:
+    """Suffix of the topic a node announces a change of its fields on (FIELDS_CHANGED_WILDCARD)."""
+    return f"consumer.{name}.fields_changed"
+
+
+def node_of_topic(suffix: str, event: str) -> str | None:
+    """The node name in ``consumer.<name>.<event>`` (a samples or fields_changed topic), or None."""
+    head, tail = "consumer.", f".{event}"
+    if not (suffix.startswith(head) and suffix.endswith(tail)) or len(suffix) <= len(head) + len(tail):
+        return None
+    name = suffix[len(head):-len(tail)]
+    return name if "." not in name else None
 
 
 def node_of_samples_topic(suffix: str) -> str | None:

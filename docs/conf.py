@@ -34,6 +34,9 @@ from datasock import cli as _cli, docgen as _docgen  # noqa: E402
 for _group in _settings.all_groups():
     _write_if_changed(DOCS / "_generated" / f"{_group.table}.rst", _docgen.settings_table_rst(_group))
 _write_if_changed(DOCS / "_generated" / "cli_options.rst", _docgen.cli_reference_rst(_cli.parser()))
+from datasock import errors as _errors  # noqa: E402
+
+_write_if_changed(DOCS / "_generated" / "exit_status.rst", _docgen.exit_status_rst(_errors.EXIT_MEANINGS))
 
 project = "datasock"
 author = "the datasock authors"

@@ -2,8 +2,10 @@
 
 Both run the statements of :mod:`.schema`; this module only connects, migrates
 and moves rows. One :class:`Index` is safe to share between threads (calls are
-serialised); after a database error the connection is dropped and the next call
-connects again, so a database restart costs one failed call, not the process.
+serialised). When the server has dropped the connection held from an earlier call
+(a MariaDB restart, ``KILL``), the call is tried once more on a new connection, so
+it is answered; after any other database error the connection is dropped and the
+next call connects again.
 
 Every wait is bounded by ``timeout`` (DATASOCK_ARCHIVE_DB_TIMEOUT): MySQL's
 connect, read and write timeouts, SQLite's busy timeout, and the wait for another
@@ -117,6 +119,8 @@ class Index:
         self._resting_until = -math.inf
         self._conn = None
         self._lock = threading.RLock()
+        self._began = time.monotonic()     # when the current attempt started
+        self._reused = False               # whether it started on a connection held from before
         self._errors = (sqlite3.Error,) if dialect == "sqlite" else _mysql_errors()
 
     @classmethod
@@ -140,38 +144,66 @@ class Index:
         if not self._lock.acquire(timeout=self.timeout):
             raise IndexUnavailable(f"archive index {self.where}: busy (another call has waited "
                                    f"{self.timeout:g} s for the database)")
-        began = time.monotonic()
         try:
             try:
-                if self._conn is None:
-                    self._conn = self._connect()
-                    try:
-                        self._migrate()
-                    except BaseException:
-                        self.close()
-                        raise
-                cursor = self._conn.cursor()
-                try:
-                    result = work(cursor)
-                finally:
-                    try:
-                        cursor.close()
-                    except self._errors:
-                        pass   # after a timeout the connection is unusable: report the timeout
-                self._conn.commit()
-                self._resting_until = -math.inf
-                return result
+                return self._attempt(work)
             except self._errors as exc:
+                if not self._reconnect_helps(exc):
+                    raise
+                # the server dropped a connection we held (restarted, or KILL): it never
+                # saw this call; one more try on a new connection, then the error
                 self.close()
-                # the connector also reports a frozen server as "Connection not available"
-                # (its liveness ping timed out): a call that waited the timeout out is one
-                if is_timeout(exc) or time.monotonic() - began >= 0.9 * self.timeout:
-                    self._resting_until = self._clock() + self.timeout
-                    raise IndexUnavailable(f"archive index {self.where}: no answer within "
-                                           f"{self.timeout:g} s ({exc})") from None
-                raise IndexUnavailable(f"archive index {self.where}: {exc}") from None
+                return self._attempt(work)
+        except self._errors as exc:
+            self.close()
+            raise self._unavailable(exc) from None
         finally:
             self._lock.release()
+
+    def _reconnect_helps(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says a MySQL connection held from before was dropped by the server
+        (not a timeout, nor a statement refused): then a new connection may answer."""
+        if self.dialect != "mysql" or is_timeout(exc) or not self._reused:
+            return False
+        if time.monotonic() - self._began >= 0.5 * self.timeout:
+            return False      # a frozen server says "not available" too, after the timeout
+        import mysql.connector
+
+        lost = {2006, 2013, 2055}     # server gone away, lost connection (twice)
+        return isinstance(exc, (mysql.connector.InterfaceError, mysql.connector.OperationalError)) and (
+            exc.errno in lost or "not available" in str(exc) or "Lost connection" in str(exc))
+
+    def _unavailable(self, exc: BaseException) -> IndexUnavailable:
+        # the connector also reports a frozen server as "Connection not available"
+        # (its liveness ping timed out): a call that waited the timeout out is one
+        if is_timeout(exc) or time.monotonic() - self._began >= 0.9 * self.timeout:
+            self._resting_until = self._clock() + self.timeout
+            return IndexUnavailable(f"archive index {self.where}: no answer within "
+                                    f"{self.timeout:g} s ({exc})")
+        return IndexUnavailable(f"archive index {self.where}: {exc}")
+
+    def _attempt(self, work: Callable):
+        """One try of ``work`` in a transaction (the caller holds the lock)."""
+        self._began = time.monotonic()
+        self._reused = self._conn is not None
+        if self._conn is None:
+            self._conn = self._connect()
+            try:
+                self._migrate()
+            except BaseException:
+                self.close()
+                raise
+        cursor = self._conn.cursor()
+        try:
+            result = work(cursor)
+        finally:
+            try:
+                cursor.close()
+            except self._errors:
+                pass   # after a timeout the connection is unusable: report the timeout
+        self._conn.commit()
+        self._resting_until = -math.inf
+        return result
 
     def _sql(self, text: str) -> str:
         return render(text, self.dialect)

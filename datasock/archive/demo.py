@@ -69,9 +69,11 @@ def write_sample_archive(directory: Path, end: float, hours: int = 6, seed: int 
 
 
 def write_sample_archive_once(directory: Path, hours: int = 6) -> list[Path]:
-    """Write the sample archive into ``directory`` unless it already holds ``.g3`` files."""
+    """Write the sample archive into ``directory`` unless it already holds ``.g3`` files
+    (other than the recorder's, under ``recorded/``: a new stack's recorder may start first)."""
     directory = Path(directory)
-    if directory.is_dir() and any(directory.rglob("*.g3")):
+    if directory.is_dir() and any(p.relative_to(directory).parts[0] != "recorded"
+                                  for p in directory.rglob("*.g3")):
         return []
     directory.mkdir(parents=True, exist_ok=True)
     return write_sample_archive(directory, time.time(), hours)

@@ -16,16 +16,32 @@ import os
 from typing import Sequence
 
 import txaio
+from autobahn.wamp.exception import ApplicationError
 
 from ..datanodes import DataNodeServer, Field, Samples
 from . import hkfile, schema, summary
 from .cache import DecodedCache, SummaryCache
-from .db import Index
+from .db import Index, IndexUnavailable
 from .summary import join_pieces, trim
 
 __all__ = ["ArchiveNode", "join_pieces", "trim", "main"]
 
 log = txaio.make_logger()
+
+#: the WAMP error of a call the index could not answer (the caller gets its text; the node
+#: logs one line, not a traceback)
+ERROR_UNAVAILABLE = "datasock.error.archive_unavailable"
+
+
+def _answerable(method):
+    """An IndexUnavailable becomes a WAMP error with its text (one log line, no traceback)."""
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except IndexUnavailable as exc:
+            raise ApplicationError(ERROR_UNAVAILABLE, str(exc)) from None
+    wrapper.__name__, wrapper.__doc__ = method.__name__, method.__doc__
+    return wrapper
 
 
 class ArchiveNode(DataNodeServer):
@@ -45,6 +61,7 @@ class ArchiveNode(DataNodeServer):
         #: how the last get_data was answered (for tests and benchmarks): parts read per source
         self.last_plan: dict[str, int] = {}
 
+    @_answerable
     def get_fields(self, start: float, end: float) -> list[Field]:
         fields: dict[str, Field] = {}
         for provider, block, name, kind, _, _, _ in self.index.fields_in_range(start, end):
@@ -69,6 +86,7 @@ class ArchiveNode(DataNodeServer):
                      error=contents.error)
         return contents
 
+    @_answerable
     def get_data(self, fields: list[str], start: float, end: float,
                  min_stride: float | None = None) -> dict[str, Samples]:
         """Samples of ``fields`` in [start, end), one per time (see :func:`.summary.join_pieces`).

@@ -65,6 +65,15 @@ class PassReport:
     corrupt: int = 0
     forgotten: int = 0
     skipped: int = 0
+    #: samples (times) in the files read
+    samples: int = 0
+
+
+def once_summary(report: PassReport, seconds: float) -> str:
+    """The line ``datasock scan --once`` ends with."""
+    damaged = f", {report.partial} partial, {report.corrupt} corrupt" if report.partial or report.corrupt else ""
+    return (f"datasock scan: {report.seen} files, {report.read} read ({report.bytes_read / 1e6:.1f} MB, "
+            f"{report.samples} samples){damaged}, {report.forgotten} forgotten in {seconds:.1f} s")
 
 
 def scan_once(index: Index, directory, retry_after: float = 600.0, progress: bool = False,
@@ -102,6 +111,7 @@ def scan_once(index: Index, directory, retry_after: float = 600.0, progress: boo
                     summaries=summaries_of(contents) if state == schema.OK else None)
         report.read += 1
         report.bytes_read += size
+        report.samples += sum(len(block.t) for block in contents.blocks)
         bar.update(1)
     bar.close()
     return report
@@ -238,12 +248,14 @@ def _scan(args, config) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     first = True
     failures = 0
+    counted = ScanMetrics.start(config.data_directory, args.once)
     try:
         while True:
             started = time.monotonic()
             wait = config.scan_interval
             try:
                 report = scan_once(index, config.data_directory, config.retry_after, progress=first)
+                counted.passed(report)
                 if failures:
                     log.info("archive index {where} answers again after {n} failed attempt(s)",
                              where=index.where, n=failures)
@@ -256,6 +268,7 @@ def _scan(args, config) -> int:
                     print(f"datasock: {exc}", file=sys.stderr)
                     return 1
                 failures += 1
+                counted.errors("database")
                 wait = retry_delay(failures, config.scan_interval)
                 log.error("{exc}; trying again in {s:.0f} s (attempt {n} failed)", exc=str(exc), s=wait,
                           n=failures)
@@ -263,10 +276,58 @@ def _scan(args, config) -> int:
                 print(f"datasock: {exc}", file=sys.stderr)
                 return 1
             if args.once:
+                # sys.__stdout__: logging redirects sys.stdout into the log
+                print(once_summary(report, time.monotonic() - started), file=sys.__stdout__, flush=True)
                 return 0
             # a pass sleeps what is left of SCAN_INTERVAL; a failed attempt, the whole delay
             time.sleep(wait if failures else max(0.0, wait - (time.monotonic() - started)))
     except KeyboardInterrupt:
         return 0
     finally:
+        counted.stop()
         index.close()
+
+
+class ScanMetrics:
+    """The scanner's metrics (datasock.metrics), served from a thread on DATASOCK_METRICS_PORT."""
+
+    def __init__(self, metrics, server=None, clock=time.time):
+        self.metrics, self.server, self.clock = metrics, server, clock
+        self.began = clock()
+        self.last_pass: float | None = None
+        metrics.observe(lambda: {"lag_seconds": self.clock() - (self.last_pass or self.began)})
+
+    @classmethod
+    def start(cls, directory, once: bool) -> "ScanMetrics":
+        from .. import metrics as metrics_mod
+
+        settings = metrics_mod.load_settings()
+        metrics = metrics_mod.build("scan", settings.port is not None and not once, log)
+        counted = cls(metrics)
+        try:
+            counted.server = metrics_mod.serve_thread(
+                metrics, settings, lambda: (True, f"scanning {directory}, last pass "
+                                            f"{counted.clock() - (counted.last_pass or counted.began):.0f} s ago"))
+        except DatasockError as exc:
+            log.error("{exc}", exc=str(exc))
+        return counted
+
+    def passed(self, report: PassReport) -> None:
+        m = self.metrics
+        m["passes"].inc()
+        m["files_seen"].set(report.seen)
+        m["files_read"].inc(report.read)
+        m["bytes_read"].inc(report.bytes_read)
+        m["samples"].inc(report.samples)
+        for kind in ("partial", "corrupt", "skipped"):
+            if getattr(report, kind):
+                m["errors"].labels(kind).inc(getattr(report, kind))
+        self.last_pass = self.clock()
+        m["last_pass_timestamp_seconds"].set(self.last_pass)
+
+    def errors(self, kind: str) -> None:
+        self.metrics["errors"].labels(kind).inc()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()

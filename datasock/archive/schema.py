@@ -195,15 +195,18 @@ REINDEX = "reindex"
 def decide(known: KnownFile | None, size: int, mtime: float, now: float, retry_after: float) -> str:
     """What the scanner does with a file of ``size`` bytes modified at ``mtime``.
 
-    Anything but UNCHANGED means (re)reading the file. A file that failed to read
-    (truncated or corrupt) is read again when it changes, or ``retry_after`` seconds
-    after the last attempt; one indexed by an older datasock (no content hash, older
-    summaries) is read again once.
+    Anything but UNCHANGED means (re)reading the file. A file whose content is corrupt
+    is read again only when it changes (its size or mtime: the index keeps both from
+    when it was found damaged); a truncated one, or one that could not be opened (no
+    content hash), also ``retry_after`` seconds after the last attempt; one indexed by
+    an older datasock (no content hash, older summaries) is read again once.
     """
     if known is None:
         return NEW
     if size != known.size or mtime != known.mtime:
         return GROWN if size > known.size else CHANGED
+    if known.state == CORRUPT and known.content_hash is not None:
+        return UNCHANGED     # the same bytes read again would be as corrupt
     if known.state != OK and now - known.scanned_at >= retry_after:
         return RETRY
     if known.summary_version < SUMMARY_VERSION:

@@ -17,8 +17,9 @@ import numpy as np
 import txaio
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer, task, threads
+from twisted.python.failure import Failure
 
-from .. import timeutil, wire
+from .. import metrics as metrics_mod, timeutil, wire
 from ..client import INFO_PROCEDURE, component, credentials, with_timeout
 from ..errors import InvalidArgument
 from ..ringbuffer import RingBuffer
@@ -144,7 +145,8 @@ class NodeRunner:
     whose commands it carries out with ``reactor`` (any IReactorTime; ``task.Clock`` in tests).
     """
 
-    def __init__(self, node: DataNodeServer, settings: Settings, clock=time.time, reactor=None):
+    def __init__(self, node: DataNodeServer, settings: Settings, clock=time.time, reactor=None,
+                 metrics: metrics_mod.Metrics | None = None):
         wire.check_node_name(node.name)
         if reactor is None:
             from twisted.internet import reactor
@@ -155,6 +157,13 @@ class NodeRunner:
         self.session = None
         self.announcer = announce.Announcer(node.name)
         self._retry = None
+        #: fields seen in published samples (a new one publishes fields_changed) and its timer
+        self._sent_fields: set[str] = set()
+        self._fields_call = None
+        #: get_data/get_fields counts (datasock.metrics); None: this runner's own, served on
+        #: DATASOCK_METRICS_PORT from start() (the MQTT adapter passes its own and serves it)
+        self._own_metrics = metrics is None
+        self.metrics = metrics if metrics is not None else metrics_mod.Metrics("node")
 
     def uri(self, suffix: str) -> str:
         return self.settings.uri(suffix)
@@ -162,6 +171,7 @@ class NodeRunner:
     # -- procedures --------------------------------------------------------------------
     @defer.inlineCallbacks
     def get_fields(self, start, end):
+        self.metrics["get_fields"].labels(self.node.name).inc()
         try:
             start, end = timeutil.resolve_range(start, end, self.clock())
         except InvalidArgument as exc:
@@ -169,8 +179,21 @@ class NodeRunner:
         fields = yield self.node._call(self.node.get_fields, start, end)
         return fields_reply(fields)
 
-    @defer.inlineCallbacks
     def get_data(self, field, start, end, min_stride=None, per_field=False, arrays=False):
+        """``consumer.<name>.get_data``: counted and timed (datasock.metrics) around :meth:`_get_data`."""
+        began = time.monotonic()
+        name = self.node.name
+        self.metrics["get_data"].labels(name).inc()
+
+        def done(result):
+            self.metrics["get_data_seconds"].labels(name).observe(time.monotonic() - began)
+            if isinstance(result, Failure):
+                self.metrics["get_data_errors"].labels(name).inc()
+            return result
+        return self._get_data(field, start, end, min_stride, per_field, arrays).addBoth(done)
+
+    @defer.inlineCallbacks
+    def _get_data(self, field, start, end, min_stride=None, per_field=False, arrays=False):
         # per_field, arrays (datasock only): M4 per field, each with its own times; numeric
         # columns and times as packed arrays (reply.data_reply)
         try:
@@ -204,6 +227,25 @@ class NodeRunner:
             return
         self.session.publish(self.uri(wire.samples_topic(self.node.name)),
                              wire.to_wire({"timeline": timeline, "t": t, "data": values}))
+        if any(f not in self._sent_fields for f in values):
+            # a field never sent before (an MQTT topic seen for the first time): tell the bridge
+            self._sent_fields.update(values)
+            self.fields_changed()
+
+    #: seconds a fields_changed event waits, so that a burst of new fields is one event
+    FIELDS_CHANGED_DELAY = 0.5
+
+    def fields_changed(self) -> None:
+        """Announce that this node's fields changed (``wire.fields_changed_topic``): the HTTP
+        bridge asks its get_fields again at once. Calls within FIELDS_CHANGED_DELAY s are one event."""
+        if self._fields_call is not None and self._fields_call.active():
+            return
+
+        def send():
+            self._fields_call = None
+            if self.session is not None:
+                self.session.publish(self.uri(wire.fields_changed_topic(self.node.name)))
+        self._fields_call = self.reactor.callLater(self.FIELDS_CHANGED_DELAY, send)
 
     # -- session life: WAMP callbacks in, announce.Announcer commands out ---------------------
     @defer.inlineCallbacks
@@ -277,6 +319,21 @@ class NodeRunner:
 
     def start(self) -> defer.Deferred:
         """Start the node; fires when it stops for good (leaving cleanly on reactor shutdown)."""
+        if self._own_metrics:
+            self.serve_metrics()
         comp = self.make_component()
         self.node.started(self.publish)
         return start_component(self.reactor, comp)
+
+    def serve_metrics(self) -> None:
+        """Count and serve this node's metrics when DATASOCK_METRICS_PORT asks for them."""
+        settings = metrics_mod.load_settings()
+        self.metrics = metrics_mod.build("node", settings.port is not None, log)
+        self.metrics.observe(lambda: {"router_connected": {(self.node.name,): int(self.session is not None)}})
+        metrics_mod.serve_reactor(self.reactor, self.metrics, settings, self.health, log)
+
+    def health(self) -> tuple[bool, str]:
+        """For ``GET /health``: whether the node is registered with the router."""
+        if self.session is not None:
+            return True, f"node {self.node.name} serving"
+        return False, f"node {self.node.name} not connected to the router"

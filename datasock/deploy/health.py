@@ -2,7 +2,9 @@
 
 * ``tcp HOST PORT``: something accepts connections there (router, HTTP bridge);
 * ``node NAME``: the hub lists data node NAME, so router, hub and that node all work;
-* ``hub``: the hub answers its listing call.
+* ``hub``: the hub answers its listing call;
+* ``metrics HOST PORT``: the process's ``GET /health`` on its metrics port
+  (DATASOCK_METRICS_PORT, :mod:`datasock.metrics`) answers 200: cheap, no WAMP client.
 
 Exit code 0 when healthy, 1 with a one-line reason otherwise (what Docker shows).
 """
@@ -26,12 +28,35 @@ def parser() -> argparse.ArgumentParser:
     node = sub.add_parser("node")
     node.add_argument("name")
     sub.add_parser("hub")
+    metrics = sub.add_parser("metrics")
+    metrics.add_argument("host")
+    metrics.add_argument("port", type=int)
     return p
+
+
+def metrics_health(host: str, port: int, timeout: float = 5.0) -> tuple[bool, str]:
+    """``GET http://HOST:PORT/health``: (answered 200, what it said)."""
+    import http.client
+
+    try:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        conn.request("GET", "/health")
+        answer = conn.getresponse()
+        text = answer.read(200).decode(errors="replace").strip()
+        conn.close()
+    except OSError as exc:
+        return False, f"no answer from {host}:{port}/health: {exc}"
+    return answer.status == 200, text or f"HTTP {answer.status}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
+    if args.check == "metrics":
+        ok, text = metrics_health(args.host, args.port)
+        if not ok:
+            print(text, file=sys.stderr)
+        return 0 if ok else 1
     if args.check == "tcp":
         from ..procutil import port_open
 

@@ -18,6 +18,8 @@ from . import envfile
 #: Each is made here, owned by the containers' user: one Docker made would be root's.
 STATE_DIR = "state"
 DATA_DIRS = ("var/grafana", "var/node-red", "var/mariadb", "var/mosquitto", "proxy")
+#: the recorder service's directory under DATA_DIRECTORY (docker-compose.yml mounts it alone, writable)
+RECORDED_DIR = "recorded"
 #: uid the containers run as when init runs as root (never run the stack as root)
 SERVICE_UID = 10001
 
@@ -52,9 +54,12 @@ def provision(directory: Path, values: dict[str, str]) -> None:
     tls.ensure_certificate(directory / "proxy", values["DATASOCK_PUBLIC_HOST"])
     for sub in ("DATA_DIRECTORY", "BACKUP_DIRECTORY"):
         (directory / values[sub]).mkdir(parents=True, exist_ok=True)
+    # the recorder's own directory inside the archive (the one the recorder service writes)
+    recorded = os.path.join(values["DATA_DIRECTORY"], RECORDED_DIR)
+    (directory / recorded).mkdir(parents=True, exist_ok=True)
     uid, gid = int(values["DATASOCK_UID"]), int(values["DATASOCK_GID"])
     if os.getuid() == 0:
-        for sub in (STATE_DIR, *DATA_DIRS, values["BACKUP_DIRECTORY"]):
+        for sub in (STATE_DIR, *DATA_DIRS, values["BACKUP_DIRECTORY"], recorded):
             for root, dirs, files in os.walk(directory / sub):
                 for name in [root, *(os.path.join(root, f) for f in dirs + files)]:
                     os.chown(name, uid, gid)

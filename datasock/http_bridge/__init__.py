@@ -26,18 +26,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="datasock http",
                                      description="Grafana JSON data source and REST API over WAMP.")
     parser.parse_args(argv)
-    from .. import runtime
+    from .. import metrics, runtime
     from . import config
-    from .service import listen, make_bridge
+    from .service import listen, log, make_bridge
 
     def program(settings, http) -> None:
         async def serve(reactor):
             bridge, comp, app = make_bridge(settings, http, reactor)
             try:
-                listen(reactor, app, http)
+                listen(reactor, app, http, bridge.metrics)
             except Exception as exc:  # CannotListenError and TLS key errors
                 raise DatasockError(f"cannot serve HTTP on {http.listen}:{http.port}: {exc}") from None
             reactor.addSystemEventTrigger("before", "shutdown", bridge.stop)
+            metrics.serve_reactor(reactor, bridge.metrics, metrics.load_settings(), bridge.health, log)
             print(f"datasock http: serving {http.base_url} (auth: {http.auth})", file=sys.stderr, flush=True)
             await runtime.start_component(reactor, comp)
 

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import secrets as _secrets
 from pathlib import Path
 from typing import Mapping
 
-from .. import exposure, secretstore
+from .. import exposure, joins, secretstore
 from ..errors import ConfigError, InvalidArgument
 from ..settings import Group, Setting, parse_port, parse_positive_float
 
@@ -132,6 +133,8 @@ class HttpSettings:
     cors_origin: str | None
     tls_cert: Path | None
     tls_key: Path | None
+    #: the archive node (DATASOCK_ARCHIVE_NODE): a recorded node's series joins its history there
+    archive_node: str = joins.DEFAULT_ARCHIVE_NODE
 
     @property
     def base_url(self) -> str:
@@ -164,4 +167,5 @@ def load(home: Path, environ: Mapping[str, str] | None = None) -> HttpSettings:
     values = SETTINGS.parse(environ)
     if values["auth"] != "none" and not values["secret"]:
         values["secret"] = ensure_secret(home)
+    values["archive_node"] = joins.archive_node(os.environ if environ is None else environ)
     return HttpSettings(**values)

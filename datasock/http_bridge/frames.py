@@ -43,12 +43,31 @@ def with_notices(answer: dict, notices: Sequence[dict] = ()) -> dict:
     return answer
 
 
+#: the last time axis :func:`milliseconds` converted, and its milliseconds
+_last_ms: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def milliseconds(t: np.ndarray) -> np.ndarray:
+    """``round(t * 1000)`` as float64 (read-only), converted once for fields sharing one array
+    of times: the last array over immutable bytes converted (packed times from a node,
+    :func:`datasock.wire.unpack_array`) is remembered by identity; such an array cannot change."""
+    global _last_ms
+    last = _last_ms
+    if last is not None and last[0] is t:
+        return last[1]
+    ms = np.round(np.asarray(t, dtype=np.float64) * 1000.0)
+    ms.flags.writeable = False
+    if isinstance(t, np.ndarray) and isinstance(t.base, bytes) and len(ms) >= 1024:   # worth remembering
+        _last_ms = (t, ms)
+    return ms
+
+
 def timeseries(name: str, ref_id: str, t: np.ndarray, values: np.ndarray,
                notices: Sequence[dict] = ()) -> dict:
     """``{"target", "datapoints": [[value, ms], ...]}`` (numpy; orjson writes it)."""
     points = np.empty((len(t), 2), dtype=np.float64)
     points[:, 0] = values
-    points[:, 1] = np.round(t * 1000.0)
+    points[:, 1] = milliseconds(t)
     return with_notices({"target": name, "refId": ref_id, "datapoints": points}, notices)
 
 

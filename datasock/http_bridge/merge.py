@@ -1,46 +1,32 @@
-"""One series from several nodes' samples of a field (combined targets, ``archive+ocs::f``). Pure."""
+"""One series of a field from several nodes' replies, for the bridge: combined targets
+(``archive+ocs::f``) and the history join of a recorded node (``sim::f``: the archive's
+recording, then the live node). The seam rule and the planning are
+:mod:`datasock.joins` (shared with ``datasock get``); this module builds the reply and
+the notices the bridge answers with. Pure.
+"""
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-import numpy as np
+from ..joins import SEAM_TOLERANCE, Join, Merged, Part, join_replies, merge_parts, timeline_of
+from .frames import notice
 
+__all__ = ["SEAM_TOLERANCE", "Part", "Merged", "merge_parts", "joined_reply", "JOINED"]
 
-@dataclasses.dataclass(frozen=True)
-class Part:
-    """One node's samples of a field, and the time before which they are final (None: unknown)."""
-    t: Sequence[float]
-    values: Sequence[Any]
-    finalized_until: float | None = None
+#: the timeline name of a joined field in the merged reply
+JOINED = "joined"
 
 
-def merge_parts(parts: Sequence[Part]) -> Part:
-    """One series from several nodes' samples of the same field, first node first.
-
-    Each later node fills in from the boundary where the series so far stops being
-    final: its ``finalized_until``, or later if the next node's samples only start
-    later (what is not final is still better than a gap), or, when nothing says what
-    is final, where the next node's samples start. So the archive's finalized history
-    comes first and the live node's buffer supplies what the archive has not yet.
-    """
-    merged = None
-    for part in parts:
-        t = np.asarray(part.t, dtype=np.float64)
-        if len(t) != len(part.values):
-            raise ValueError(f"{len(part.values)} values for {len(t)} times")
-        if merged is None:
-            merged = Part(t, list(part.values), part.finalized_until)
-            continue
-        if not len(t):
-            continue
-        boundary = float(t[0]) if merged.finalized_until is None else max(merged.finalized_until,
-                                                                            float(t[0]))
-        keep = int(np.searchsorted(merged.t, boundary, side="left"))
-        take = int(np.searchsorted(t, boundary, side="left"))
-        merged = Part(np.concatenate([merged.t[:keep], t[take:]]),
-                      list(merged.values[:keep]) + list(part.values[take:]),
-                      part.finalized_until)
-    if merged is None:
-        raise ValueError("no parts to merge")
-    return merged
+def joined_reply(join: Join, replies: Sequence[Any], catalog: Mapping[str, Mapping[str, Mapping[str, Any]]],
+                 describe=str) -> tuple[dict, dict, list[dict]]:
+    """The merged reply of one joined field (``{"data": {field}, "timeline": {"joined"}}``), its
+    metadata (the first source's that has it, timeline ``joined``) and the notices (node
+    failures, which part came from where). ValueError when no source could answer."""
+    metas = [catalog.get(s.node, {}).get(s.field, {}) for s in join.sources]
+    merged, said = join_replies(join, replies, metas, timeline_of, describe)
+    # a history join is named by the live node's metadata, a combined target by its first node's
+    order = reversed(join.sources) if join.history else join.sources
+    meta = next((m for m in (catalog.get(s.node, {}).get(s.field) for s in order) if m is not None), {})
+    reply = {"data": {join.field: merged.values},
+             "timeline": {JOINED: {"t": merged.t, "finalized_until": merged.finalized_until}}}
+    return reply, {**meta, "timeline": JOINED}, [notice(severity, text) for severity, text in said]

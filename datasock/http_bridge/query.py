@@ -16,20 +16,21 @@ asked or before the answer grows further.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
-from .. import wire
+from .. import joins, wire
 from ..downsample import bounded_m4_indices
 from ..errors import InvalidArgument
+from ..joins import timeline_of
 from . import frames
 from .errors import RequestError
 from .frames import encode, error_frame, notice
-from .merge import Part, merge_parts
+from .merge import joined_reply
 from .parsing import Query, Target
 from .reduction import bucket_means, min_stride, point_budget
-from .targets import Catalog, combined_meta, combined_nodes, expand, is_glob, target_name
+from .targets import Catalog, combined_nodes, expand, is_glob, target_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,8 +62,10 @@ class Item:
     fetch: tuple | None = None
     stride: float | None = None
     error: str | None = None
-    #: a combined target's fetch keys, one per node in order (``fetch`` is then None)
+    #: a joined series' fetch keys, one per source of ``join`` in order (``fetch`` is then None)
     parts: tuple[tuple, ...] = ()
+    #: where a joined series comes from (a combined target, or a recorded node's history)
+    join: joins.Join | None = None
 
 
 @dataclasses.dataclass
@@ -78,8 +81,13 @@ class Plan:
 
 
 def plan(query: Query, catalog: Catalog, m4_nodes: frozenset[str] = frozenset(),
-         max_series: int | None = None) -> Plan:
+         max_series: int | None = None, archive: str | None = None) -> Plan:
     """The get_data calls of ``query`` and what each target answers from them.
+
+    A combined target (``archive+ocs::f``) asks each of its nodes that may have the
+    field; with ``archive`` (the archive node's name), a plain ``N::F`` whose field the
+    archive holds as ``recorded_name(N, F)`` asks the archive and ``N`` (the history
+    join, :mod:`datasock.joins`); anything else asks its node alone.
 
     With ``max_series``, RequestError (``too_many_series``) as soon as the targets
     expand to more series than that (a target that matches nothing counts as one).
@@ -94,6 +102,7 @@ def plan(query: Query, catalog: Catalog, m4_nodes: frozenset[str] = frozenset(),
     wanted: dict[tuple, dict[str, None]] = {}
     node_stride = min_stride(query.start, query.end, query.max_points, query.interval_ms, "mean")
     expanded: dict[tuple[str, str], list[tuple[str, str]]] = {}   # one expansion per distinct target
+    has_field = joins.catalog_lookup(catalog)
     series = 0
     for target in query.targets:
         pairs = expanded.get((target.node, target.field))
@@ -125,15 +134,16 @@ def plan(query: Query, catalog: Catalog, m4_nodes: frozenset[str] = frozenset(),
             except InvalidArgument as exc:
                 items.append(Item(target, node, field, error=str(exc)))
                 continue
-            if len(nodes) > 1:
-                if all(n in catalog and field not in catalog[n] for n in nodes):
+            # ask only the nodes that may have the field (unknown nodes answer for themselves)
+            join = joins.plan_join(node, field, has_field, archive)
+            if join.joined:
+                if not join.sources:
                     items.append(Item(target, node, field, error=f"none of {nodes} has field {field!r}"))
                     continue
-                # ask only the nodes that may have the field (unknown nodes answer for themselves)
-                keys = tuple(key_of(n) for n in nodes if n not in catalog or field in catalog[n])
-                for key in keys:
-                    wanted.setdefault(key, {})[field] = None
-                items.append(Item(target, node, field, None, stride, parts=keys))
+                keys = tuple(key_of(s.node) for s in join.sources)
+                for key, source in zip(keys, join.sources):
+                    wanted.setdefault(key, {})[source.field] = None
+                items.append(Item(target, node, field, None, stride, parts=keys, join=join))
                 continue
             if node in catalog and field not in catalog[node]:
                 items.append(Item(target, node, field, error=f"node {node!r} has no field {field!r}"))
@@ -147,50 +157,18 @@ def plan(query: Query, catalog: Catalog, m4_nodes: frozenset[str] = frozenset(),
     return Plan(items, fetches, query.start, query.end, point_budget(query.max_points))
 
 
-def timeline_of(reply: Mapping, field: str, meta: Mapping[str, Any]) -> Mapping | None:
-    """The timeline (``{"t", "finalized_until"}``) a reply gives ``field``'s values.
-
-    A per-field reply (datasock's SDK asked with ``per_field``) names it under
-    ``field_timeline``; otherwise the catalog's timeline, or the one timeline with
-    as many times as the field has values.
-    """
-    per_field = reply.get("field_timeline")
-    if isinstance(per_field, Mapping) and isinstance(per_field.get(field), Mapping):
-        return per_field[field]
-    timelines = reply.get("timeline") or {}
-    if meta.get("timeline") in timelines:
-        return timelines[meta["timeline"]]
-    values = (reply.get("data") or {}).get(field)
-    n = 0 if values is None else len(values)    # a list, or a numpy array (packed by the node)
-    candidates = [tl for tl in timelines.values() if len(tl.get("t", ())) == n]
-    return candidates[0] if len(candidates) == 1 else None
-
-
 def combined_reply(item: Item, replies: list[Mapping], catalog: Catalog) -> tuple[dict, Catalog]:
-    """One reply (and catalog entry) for a combined target, merged from its nodes' replies.
-
-    A node that failed or has no samples of the field leaves the series to the others;
-    ValueError when none could answer.
-    """
-    parts = []
-    notices: list[dict] = []
-    for (node, _), reply in zip(item.parts, replies):
-        if isinstance(reply, BaseException) or reply is None:
-            continue
-        values = (reply.get("data") or {}).get(item.field)
-        meta = catalog.get(node, {}).get(item.field, {})
-        timeline = timeline_of(reply, item.field, meta)
-        if values is None or timeline is None:
-            continue
-        parts.append(Part(timeline.get("t", ()), values, timeline.get("finalized_until")))
-        notices += node_notices(node, reply, meta, timeline, len(values))
-    if not parts:
-        errors = [describe_error(r) for r in replies if isinstance(r, BaseException) or r is None]
-        raise ValueError("; ".join(errors) or "no node has samples of the field")
-    merged = merge_parts(parts)
-    meta = {**combined_meta(item.node, item.field, catalog), "timeline": "combined"}
-    reply = {"data": {item.field: merged.values},
-             "timeline": {"combined": {"t": list(merged.t), "finalized_until": merged.finalized_until}}}
+    """One reply (and catalog entry) for a joined series, merged from its sources' replies
+    (:func:`datasock.http_bridge.merge.joined_reply`), with their notices under
+    :data:`NOTICES`. ValueError when none could answer."""
+    reply, meta, notices = joined_reply(item.join, replies, catalog, describe_error)
+    for source, answer in zip(item.join.sources, replies):
+        if isinstance(answer, Mapping):
+            answer_meta = catalog.get(source.node, {}).get(source.field, {})
+            values = (answer.get("data") or {}).get(source.field)
+            tl = timeline_of(answer, source.field, answer_meta)
+            if values is not None and tl is not None:
+                notices += node_notices(source.node, answer, answer_meta, tl, len(values))
     if notices:
         reply[NOTICES] = notices
     return reply, {item.node: {item.field: meta}}
@@ -371,16 +349,37 @@ def encoded_answer(the_plan: Plan, results: Mapping[tuple, Any], catalog: Catalo
     Each series is encoded as soon as it is made, so at most ``max_bytes`` of answer
     is ever held; RequestError (``answer_too_large``) when the answer would be larger.
     """
-    parts, errors, size = [], [], 1
+    parts, errors = encoded_parts(the_plan, results, catalog, max_bytes)
+    return b"".join(parts), errors
+
+
+def encoded_parts(the_plan: Plan, results: Mapping[tuple, Any], catalog: Catalog,
+                  max_bytes: int | None = None, sink: Callable[[bytes], Any] | None = None
+                  ) -> tuple[list[bytes], list[str]]:
+    """:func:`encoded_answer` as pieces whose concatenation is the answer (each series as
+    orjson wrote it, never joined: a response body of parts is not copied whole).
+
+    ``sink`` is given each piece, in order, as soon as it is made (the bridge gzips one
+    series while the next is encoded)."""
+    parts, errors, size = [], [], 2
+
+    def add(piece: bytes) -> None:
+        parts.append(piece)
+        if sink is not None:
+            sink(piece)
+    add(b"[")
     for result in answers(the_plan, results, catalog):
         if "error" in result:
             errors.append(result["error"])
         encoded = encode(result)
-        size += len(encoded) + 1
+        size += len(encoded) + (len(parts) > 1)
         if max_bytes is not None and size > max_bytes:
             raise RequestError(answer_too_large(max_bytes), "answer_too_large")
-        parts.append(encoded)
-    return b"[" + b",".join(parts) + b"]", errors
+        if len(parts) > 1:
+            add(b",")
+        add(encoded)
+    add(b"]")
+    return parts, errors
 
 
 def answer_too_large(max_bytes: int) -> str:
@@ -397,3 +396,78 @@ def describe_error(exc: BaseException | None) -> str:
     args = getattr(exc, "args", ())
     message = args[0] if args and isinstance(args[0], str) else str(exc)
     return f"{error}: {message}" if error and error not in message else (message or type(exc).__name__)
+
+
+# -- /api/data: one node's fields, or a joined series per field -------------------------------
+@dataclasses.dataclass(frozen=True)
+class DataPlan:
+    """The get_data calls of an ``/api/data`` request whose node is combined (``archive+ocs``)
+    or has fields the archive records (the history join); one per node."""
+    node: str
+    fields: tuple[str, ...]
+    joins: tuple[joins.Join, ...]
+    fetches: dict[str, Fetch]
+
+
+def data_plan(node: Any, fields: list[str], catalog: Catalog, start: float, end: float,
+              stride: float | None, archive: str | None) -> DataPlan | None:
+    """The calls of ``/api/data?node=...`` when a field's series is joined; None when none is
+    (the node alone answers, as it always did). RequestError (``bad_target``) for a node
+    argument that names no node."""
+    try:
+        nodes = joins.check_node(node)
+    except InvalidArgument as exc:
+        raise RequestError(str(exc), "bad_target") from None
+    has_field = joins.catalog_lookup(catalog)
+    plans = tuple(joins.plan_join(node, f, has_field, archive) for f in fields)
+    if len(nodes) == 1 and not any(p.joined for p in plans):
+        return None
+    wanted: dict[str, dict[str, None]] = {}
+    for p in plans:
+        for source in p.sources:
+            wanted.setdefault(source.node, {})[source.field] = None
+    return DataPlan(node, tuple(fields), plans,
+                    {n: Fetch(n, tuple(names), start, end, stride, ARRAYS) for n, names in wanted.items()})
+
+
+def data_reply(the_plan: DataPlan, results: Mapping[str, Any], catalog: Catalog
+               ) -> tuple[dict, dict[str, str], list[dict]]:
+    """One get_data-shaped reply for the fields of ``the_plan`` from its nodes' replies, the
+    timeline of each field in it and the notices (which part came from where). A joined
+    field has a timeline of its own (``joined:<field>``); a field that is not joined keeps
+    its node's. ValueError naming the node and its error when a field has no answer at all
+    (``args``: message, node, exception)."""
+    out: dict[str, Any] = {"data": {}, "timeline": {}}
+    timelines: dict[str, str] = {}
+    notices: list[dict] = []
+    for join in the_plan.joins:
+        replies = [results.get(s.node) for s in join.sources]
+        if not join.joined:
+            (source,), (reply,) = join.sources, replies
+            if isinstance(reply, BaseException) or reply is None:
+                raise ValueError(describe_error(reply), source.node, reply)
+            meta = catalog.get(source.node, {}).get(source.field, {})
+            tl = timeline_of(reply, source.field, meta)
+            values = (reply.get("data") or {}).get(source.field)
+            if tl is None or values is None:
+                continue
+            name = "joined:" + join.field
+            out["data"][join.field], out["timeline"][name], timelines[join.field] = values, tl, name
+            continue
+        if not join.sources:
+            raise RequestError(f"none of {joins.combined_nodes(join.node)} has field {join.field!r}", "bad_target")
+        try:
+            merged_reply, _, said = joined_reply(join, replies, catalog, describe_error)
+        except ValueError as exc:
+            failed = next(((s.node, r) for s, r in zip(join.sources, replies) if isinstance(r, BaseException)),
+                          (join.sources[0].node, None))
+            raise ValueError(f"{join.field}: {exc}", *failed) from None
+        name = "joined:" + join.field
+        out["data"][join.field] = merged_reply["data"][join.field]
+        out["timeline"][name] = merged_reply["timeline"]["joined"]
+        timelines[join.field] = name
+        notices += [dict(n, text=f"{join.field}: {n['text']}") for n in said]
+    for reply in results.values():      # (what rest's notice headers say of a node's own cut)
+        if isinstance(reply, Mapping) and "downsampled" in reply:
+            out["downsampled"] = reply["downsampled"]
+    return out, timelines, notices

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
+import itertools
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -40,11 +42,19 @@ class Table:
     """Fields lined up on one time axis: ``t`` sorted and unique (Unix seconds), and per
     field a list of ``len(t)`` values, None where the field has no sample at that time."""
     t: np.ndarray
-    columns: list[list]
+    #: per column: its values as a list, or None where ``arrays`` holds them (see :attr:`columns`)
+    cells: list[list | None]
     #: per column: may hold None or strings (False: numbers only, from a numeric array)
     mixed: list[bool]
     #: per column: the numeric array its values came from (None when it came otherwise)
     arrays: list[np.ndarray | None] = dataclasses.field(default_factory=list)
+
+    @functools.cached_property
+    def columns(self) -> list[list]:
+        """Per column, its ``len(t)`` values as a list (a numeric array's made only when asked:
+        CSV and the columns JSON write the arrays directly)."""
+        arrays = self.arrays or [None] * len(self.cells)
+        return [a.tolist() if c is None else c for c, a in zip(self.cells, arrays)]
 
 
 def _times_of(timeline: Any) -> np.ndarray | None:
@@ -102,7 +112,7 @@ def columns(reply: Mapping, fields: Sequence[str], timeline_of: Mapping[str, str
         key, values = used[column]
         numeric = isinstance(values, np.ndarray) and values.dtype.kind in "fiu"
         if place is None:
-            out.append(values.tolist() if isinstance(values, np.ndarray) else list(values))
+            out.append(None if numeric else values.tolist() if isinstance(values, np.ndarray) else list(values))
             mixed.append(not numeric)
             arrays[-1] = values if numeric else None
             continue
@@ -127,15 +137,21 @@ def _ms(t: np.ndarray) -> np.ndarray:
 def json_table(table: Table, fields: Sequence[str]) -> list[dict]:
     """``[{"time": ms, "<field>": value, ...}]``, as :func:`json_rows` of the same rows."""
     keys = ("time", *fields)
-    return [dict(zip(keys, row)) for row in zip(_ms(table.t).tolist(), *table.columns)]
+    # map, not a comprehension: the loop over rows stays in C
+    return list(map(dict, map(zip, itertools.repeat(keys), zip(_ms(table.t).tolist(), *table.columns))))
 
 
 def columns_json(table: Table, fields: Sequence[str]) -> dict:
-    """``{"time": [ms, ...], "<field>": [value or null, ...]}``: one list per column."""
-    out: dict[str, Any] = {"time": _ms(table.t)}
-    for f, column in zip(fields, table.columns):
-        out[f] = column
-    return out
+    """``{"time": [ms, ...], "data": {"<field>": [value or null, ...]}}``: one list per
+    column, each as the rows have it (a numeric array written by orjson directly)."""
+    data: dict[str, Any] = {}
+    for i, f in enumerate(fields):
+        array = table.arrays[i] if table.arrays else None
+        if array is None:
+            data[f] = table.cells[i] if table.cells[i] is not None else table.columns[i]
+        else:   # floats as float64, as the list of Python floats would be written
+            data[f] = array.astype(np.float64, copy=False) if array.dtype.kind == "f" else array
+    return {"time": _ms(table.t), "data": data}
 
 
 def _iso_times(t: np.ndarray) -> list[str]:
@@ -174,8 +190,8 @@ def csv_table(table: Table, fields: Sequence[str]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["time", *map(csv_safe, fields)])
-    fast = [_number_cells(a) for a in (table.arrays or [None] * len(table.columns))]
-    if table.columns and all(cells is not None for cells in fast):
+    fast = [_number_cells(a) for a in (table.arrays or [None] * len(table.cells))]
+    if table.cells and all(cells is not None for cells in fast):
         # numbers only: no quoting, no formula can start a cell
         out.write("\n".join(map(",".join, zip(_iso_times(table.t), *fast))))
         if len(table.t):

@@ -7,23 +7,27 @@ call has a timeout, so a slow node or a lost router never hangs a request.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Mapping
 
 import txaio
 from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import SubscribeOptions
 from twisted.internet import defer, task, threads
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
+from twisted.web.resource import Resource
 from twisted.web.server import Site
 from twisted.web.wsgi import WSGIResource
 
-from .. import windows, wire
+from .. import metrics as metrics_mod, windows, wire
 from ..client import call, component, credentials, get_data, node_info
 from ..settings import Settings
 from . import live
 from .app import create_app
 from .catalog import FieldCache, FinalCache, Snapshot, valid_node_name
 from .config import HttpSettings
+from .hooks import authorized
 from .query import Fetch
 
 log = txaio.make_logger()
@@ -72,6 +76,10 @@ class Bridge:
     def __init__(self, settings: Settings, http: HttpSettings, reactor):
         self.settings, self.http, self.reactor = settings, http, reactor
         self.fields = FieldCache()
+        #: datasock.metrics: served at /prometheus (and on DATASOCK_METRICS_PORT when set)
+        self.metrics = metrics_mod.build("http", True, log)
+        self.metrics.observe(self.metric_values)
+        self._node_label = metrics_mod.LabelCap()
         self.finals = FinalCache()
         self.session = None
         self._joined = threading.Event()
@@ -80,6 +88,11 @@ class Bridge:
         self._refreshing: defer.Deferred | None = None
         self._refresh_again = False
         self._refresher.clock = reactor
+        #: nodes being asked again after their fields_changed event -> asked once more after it
+        self._reasking: dict[str, bool] = {}
+        #: nodes that answered no fields -> (delay, pending call): asked again sooner than the
+        #: periodic refresh (an archive node before the scanner's first pass, a node just started)
+        self._empty_retry: dict[str, tuple[float, Any]] = {}
 
     # -- Backend (called from request threads) ----------------------------------------------
     def snapshot(self) -> Snapshot:
@@ -120,6 +133,8 @@ class Bridge:
         meta = entry.fields if entry is not None else {}
         timeline_of = {f: meta[f]["timeline"] for f in fetch.fields if f in meta}
         # a node not on datasock's SDK (an unknown one too) is asked in windows under a 1 MiB cap
+        node = self._node_label(fetch.node)
+        self.metrics["node_calls"].labels(node).inc()
         d = get_data(session, self.settings, fetch.node, fetch.fields, fetch.start, fetch.end,
                      capped=entry is None or not entry.m4,
                      timelines=windows.timelines_for(fetch.fields, meta, entry.intervals if entry else {}),
@@ -130,8 +145,13 @@ class Bridge:
                 FinalCache.is_final(reply, list(fetch.fields), timeline_of, fetch.end)
             if final:
                 self.finals.put(key, reply)
+            self.metrics["node_points"].labels(node).inc(metrics_mod.reply_points(reply))
             return reply
-        return d.addCallback(keep)
+
+        def failed(failure):
+            self.metrics["node_errors"].labels(node).inc()
+            return failure
+        return d.addCallbacks(keep, failed)
 
     @defer.inlineCallbacks
     def on_join(self, session, details):
@@ -139,6 +159,9 @@ class Bridge:
         yield session.subscribe(self._node_added, self.settings.uri(wire.NODE_ADDED))
         yield session.subscribe(self._node_subtracted, self.settings.uri(wire.NODE_SUBTRACTED))
         yield session.subscribe(lambda *a, **k: self._refresh_logged(), self.settings.uri(wire.HUB_ONLINE))
+        # a node whose fields changed (new MQTT topics, a scan's new fields) is asked again at once
+        yield session.subscribe(self._fields_changed, self.settings.uri(wire.FIELDS_CHANGED_WILDCARD),
+                                options=SubscribeOptions(match="wildcard", details_arg="details"))
         self._joined.set()
         if not self._refresher.running:
             self._refresher.start(self.http.refresh, now=True)
@@ -149,9 +172,8 @@ class Bridge:
     def on_leave(self, session, details):
         self.session = None
         self._joined.clear()
-        # a normal close is a stop (ours or the router's); anything else is worth a warning
-        report = log.info if details.reason == "wamp.close.normal" else log.warn
-        report("HTTP bridge lost the router: {reason}", reason=details.reason)
+        # datasock.client says the loss (once, with the count of attempts when it is back)
+        log.info("HTTP bridge left the router: {reason}", reason=details.reason)
 
     def _refresh_logged(self):
         def failed(failure):
@@ -222,6 +244,42 @@ class Bridge:
         # O(fields of this node); an unchanged reply changes nothing
         if not self.fields.set_node(name, description, reply, info) and not valid_node_name(name):
             log.warn("node name {name!r} cannot be a target (it holds ':'): not listed", name=name)
+        self._retry_if_empty(name, description)
+
+    #: first delay, seconds, before a node that answered no fields is asked again (doubling,
+    #: up to the periodic refresh)
+    EMPTY_RETRY = 2.0
+
+    def _retry_if_empty(self, name: str, description: str) -> None:
+        entry = self.fields.node(name)
+        delay, pending = self._empty_retry.pop(name, (None, None))
+        if pending is not None and pending.active():
+            pending.cancel()
+        if entry is None or entry.fields or self.session is None:
+            return   # it has fields (or is gone): the periodic refresh and events are enough
+        delay = self.EMPTY_RETRY if delay is None else min(delay * 2, self.http.refresh)
+        if delay >= self.http.refresh:
+            self._empty_retry[name] = (delay, None)   # still empty: the periodic refresh asks it
+            return
+        call_ = self.reactor.callLater(delay, self._load_node, name, description)
+        self._empty_retry[name] = (delay, call_)
+
+    def _fields_changed(self, *args, details=None, **kwargs):
+        uri = getattr(details, "topic", None) or ""
+        head = self.settings.base_uri + "."
+        name = wire.node_of_topic(uri[len(head):], "fields_changed") if uri.startswith(head) else None
+        if name is None or name not in self.fields.nodes():
+            return   # a node the hub has not listed (yet): its node_added event loads it
+        if name in self._reasking:
+            self._reasking[name] = True   # asked while a load runs: ask once more after it
+            return
+        self._reasking[name] = False
+
+        def again(_):
+            if self._reasking.pop(name, False) and self.session is not None:
+                self._fields_changed(details=details)
+        entry = self.fields.node(name)
+        self._load_node(name, entry.description if entry else "").addBoth(again)
 
     def _node_added(self, entry=None, *args, **kwargs):
         entry = entry if isinstance(entry, dict) else kwargs
@@ -232,6 +290,16 @@ class Bridge:
         entry = entry if isinstance(entry, dict) else kwargs
         if isinstance(entry.get("name"), str):
             self.fields.drop_node(entry["name"])
+
+    def metric_values(self) -> dict:
+        """The catalog's size and the session's state, for datasock.metrics (read when scraped)."""
+        catalog = self.fields.snapshot.catalog
+        return {"catalog_nodes": len(catalog), "catalog_fields": sum(len(f) for f in catalog.values()),
+                "router_connected": int(self.session_up())}
+
+    def health(self) -> tuple[bool, str]:
+        """For ``GET /health`` on DATASOCK_METRICS_PORT: the bridge's session with the router is up."""
+        return (True, "bridge serving") if self.session_up() else (False, "bridge not connected to the router")
 
     def stop(self):
         if self._refresher.running:
@@ -253,7 +321,49 @@ def terminated_input(app):
     return wrapped
 
 
-def listen(reactor, app, http: HttpSettings):
+def count_requests(app, metrics: metrics_mod.Metrics) -> None:
+    """Count and time every request of ``app`` by route (its URL rule, bounded), method and status."""
+    import flask
+
+    if not metrics.enabled:
+        return
+    requests, seconds, sizes = metrics["requests"], metrics["request_seconds"], metrics["answer_bytes"]
+
+    def started(sender, **extra):
+        flask.g.datasock_started = time.monotonic()
+
+    def finished(sender, response, **extra):
+        rule = flask.request.url_rule
+        route = rule.rule if rule is not None else "unmatched"
+        requests.labels(route, flask.request.method, str(response.status_code)).inc()
+        began = getattr(flask.g, "datasock_started", None)
+        if began is not None:
+            seconds.labels(route).observe(time.monotonic() - began)
+        sizes.labels(route).inc(response.content_length or 0)
+    # weak=False: the app keeps the receivers as long as it lives
+    flask.request_started.connect(started, app, weak=False)
+    flask.request_finished.connect(finished, app, weak=False)
+
+
+class WithPrometheus(Resource):
+    """The site's root: ``/prometheus`` to the metrics resource, every other path to ``inner``."""
+
+    def __init__(self, inner: Resource, prometheus: Resource):
+        super().__init__()
+        self.inner, self.prometheus = inner, prometheus
+
+    def getChildWithDefault(self, path, request):
+        if path == metrics_mod.BRIDGE_PATH.strip("/").encode() and not request.postpath:
+            return self.prometheus
+        request.prepath.pop()   # give the segment back: ``inner`` sees the whole path
+        request.postpath.insert(0, path)
+        return self.inner
+
+    def render(self, request):
+        return self.inner.render(request)
+
+
+def listen(reactor, app, http: HttpSettings, metrics: metrics_mod.Metrics | None = None):
     """Serve ``app`` (WSGI) on the bridge's address; returns (port, thread pool)."""
     pool = ThreadPool(minthreads=min(2, http.threads), maxthreads=http.threads, name="http-bridge")
     pool.start()
@@ -261,7 +371,11 @@ def listen(reactor, app, http: HttpSettings):
     wsgi = WSGIResource(reactor, pool, terminated_input(app))
     feed = app.extensions.get(live.EXTENSION)
     # the web page's event stream (/api/live) runs on the reactor, next to the WSGI app
-    site = Site(wsgi if feed is None else live.Root(wsgi, live.LiveResource(feed, http)))
+    root = wsgi if feed is None else live.Root(wsgi, live.LiveResource(feed, http))
+    # Prometheus at /prometheus, behind the bridge's own credentials (/metrics is Grafana's picker)
+    prometheus = None if metrics is None else metrics_mod.bridge_resource(
+        reactor, metrics, lambda header: authorized(http, header))
+    site = Site(root if prometheus is None else WithPrometheus(root, prometheus))
     site.displayTracebacks = False
     if http.tls_cert:
         from twisted.internet import ssl
@@ -280,6 +394,7 @@ def make_bridge(settings: Settings, http: HttpSettings, reactor):
     comp.on("join", bridge.on_join)
     comp.on("leave", bridge.on_leave)
     app = create_app(bridge, http)
+    count_requests(app, bridge.metrics)
     feed = live.LiveFeed(settings, reactor)
     comp.on("join", feed.on_join)
     comp.on("leave", feed.on_leave)

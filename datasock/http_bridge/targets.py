@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from .. import joins
+from ..errors import InvalidArgument
 from . import patterns
 from .errors import RequestError
 from .patterns import is_glob
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
 
 SEPARATOR = "::"
 #: joins the nodes of a combined target (node names cannot contain it)
-COMBINE = "+"
+COMBINE = joins.COMBINE
 TAG_KEYS = ("node", "field", "units", "type")
 FILTER_OPERATORS = ("=", "!=", "=~", "!~", "<", ">")
 
@@ -78,11 +80,10 @@ def split_target(text: Any) -> tuple[str, str]:
 
 def combined_nodes(node: str) -> list[str]:
     """The nodes of a combined node part (``archive+ocs``), in order; one for a plain node."""
-    parts = node.split(COMBINE)
-    if len(parts) > 1 and (not all(parts) or any(is_glob(p) for p in parts) or len(set(parts)) != len(parts)):
-        raise RequestError(f"a combined target names distinct nodes without globs, like "
-                           f"'archive+ocs::field'; got {node!r}", "bad_target")
-    return parts
+    try:
+        return joins.combined_nodes(node)
+    except InvalidArgument as exc:
+        raise RequestError(str(exc), "bad_target") from None
 
 
 def combined_meta(node: str, field: str, catalog: Catalog) -> Mapping[str, Any]:

@@ -16,7 +16,7 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import RegisterOptions
 from twisted.internet import defer
 
-from .. import wire
+from .. import metrics as metrics_mod, wire
 from ..client import component, credentials, with_timeout
 from ..errors import InvalidArgument
 from ..settings import Settings
@@ -65,7 +65,7 @@ class Hub:
     out its commands. ``reactor`` (any IReactorTime, e.g. ``task.Clock`` in tests) times
     the liveness checks and, unless ``clock`` is given, stamps the entries."""
 
-    def __init__(self, settings: Settings, clock=None, reactor=None):
+    def __init__(self, settings: Settings, clock=None, reactor=None, metrics=None):
         if reactor is None:
             from twisted.internet import reactor
         self.settings = settings
@@ -74,6 +74,9 @@ class Hub:
         self.path = registry_path(settings)
         self.core = HubCore(load_registry(self.path))
         self.session = None
+        self.metrics = metrics if metrics is not None else metrics_mod.Metrics("hub")
+        self.metrics.observe(lambda: {"nodes": len(self.registry),
+                                      "router_connected": int(self.session is not None)})
 
     @property
     def registry(self) -> Registry:
@@ -112,6 +115,7 @@ class Hub:
         return caller
 
     def _add(self, name, description, session_id=None, details=None):
+        self.metrics["calls"].labels("add").inc()
         caller = self._caller(session_id, details)
         answer = defer.Deferred()
         try:
@@ -122,9 +126,11 @@ class Hub:
         return answer
 
     def _subtract(self, name, session_id=None, details=None):
+        self.metrics["calls"].labels("subtract").inc()
         self._run(self.core.subtract(name, self._caller(session_id, details)))
 
     def _listing(self):
+        self.metrics["calls"].labels("get_data_node").inc()
         return self.registry.listing()
 
     def _on_session_leave(self, *args, **kwargs):
@@ -133,6 +139,12 @@ class Hub:
             log.warn("unrecognised wamp.session.on_leave event {args} {kwargs}", args=args, kwargs=kwargs)
             return
         self._run(self.core.session_left(session_id, self.clock()))
+
+    def health(self) -> tuple[bool, str]:
+        """For ``GET /health``: whether the hub's session with the router is up."""
+        if self.session is not None:
+            return True, f"hub serving, {len(self.registry)} nodes"
+        return False, "hub not connected to the router"
 
     # -- carrying out the core's commands ----------------------------------------------------
     def _run(self, actions) -> None:
@@ -179,7 +191,9 @@ class Hub:
 
 
 def make_component(settings: Settings):
-    hub = Hub(settings)
+    metrics_settings = metrics_mod.load_settings()
+    hub = Hub(settings, metrics=metrics_mod.build("hub", metrics_settings.port is not None, log))
+    metrics_mod.serve_reactor(hub.reactor, hub.metrics, metrics_settings, hub.health, log)
     comp = component(settings, credentials(settings, "hub"))
     comp.on("join", hub.on_join)
     comp.on("leave", hub.on_leave)

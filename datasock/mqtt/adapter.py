@@ -26,7 +26,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from twisted.internet import defer, reactor as _reactor, task, threads
 
-from .. import wire
+from .. import metrics as metrics_mod, wire
 from ..client import component, credentials, with_timeout
 from ..datanodes import NodeRunner
 from ..errors import InvalidArgument
@@ -34,7 +34,7 @@ from ..runtime import start_component
 from ..settings import Settings
 from . import budget as budget_mod, poll as poll_mod, presence, topics
 from .config import MqttSettings, input_limits, poll_settings, rate_settings
-from .feed import MqttFedNode
+from .feed import MqttFedNode, live_events
 from .record import Recorder, RecordingBusy
 from .topics import Malformed
 
@@ -52,6 +52,9 @@ MAX_QUEUED = 1_000_000
 #: fed values waiting to be published live on WAMP; beyond that they are stored but not
 #: published live (counted as ``live_dropped``)
 MAX_PENDING = 100_000
+#: seconds between two sends of fed values to WAMP at most: values arriving meanwhile go
+#: out together, one event per group of fields sampled together (feed.live_events)
+LIVE_INTERVAL = 0.05
 #: seconds between two log lines summing up shed input messages and refusals
 BUDGET_LOG_INTERVAL = 10.0
 
@@ -95,7 +98,11 @@ class Adapter:
         self.bridge_out, self.rpc = bridge_out, rpc
         self.reactor = reactor
         self.node = MqttFedNode(mqtt.node, mqtt.input, mqtt.capacity, limits=input_limits(mqtt))
-        self.runner = NodeRunner(self.node, settings, reactor=reactor)
+        # datasock.metrics: the adapter's counters and its node's, served on DATASOCK_METRICS_PORT
+        self.metrics_settings = metrics_mod.load_settings()
+        self.metrics = metrics_mod.build("mqtt", self.metrics_settings.port is not None, log)
+        self.metrics.observe(self.metric_values)
+        self.runner = NodeRunner(self.node, settings, reactor=reactor, metrics=self.metrics.share("node"))
         self.recorder = None
         if mqtt.record:
             self.recorder = Recorder(record_path(settings.home, mqtt.node, bridge_out), self.node)
@@ -116,6 +123,7 @@ class Adapter:
         self.presence = presence.Presence(mqtt.prefix)
         self._pending: list = []
         self._pending_lock = threading.Lock()
+        self._live_last = -float("inf")     # reactor time of the last send of fed values
         # nodes that publish no live samples are polled (the MQTT-fed node's values are on MQTT already)
         self.poll_settings = poll_settings(mqtt)
         self.poller = poll_mod.Planner(self.poll_settings, never=(mqtt.node,))
@@ -195,7 +203,7 @@ class Adapter:
             self._pending.extend(samples)
             first = len(self._pending) == len(samples)
         if first:
-            self.reactor.callFromThread(self._publish_fed)
+            self.reactor.callFromThread(self._schedule_fed)
 
     def log_budgets(self) -> None:
         """One line per interval for what the budgets shed and what was refused."""
@@ -224,17 +232,23 @@ class Adapter:
         return info
 
     # -- WAMP side (reactor thread) -----------------------------------------------------------
+    def _schedule_fed(self) -> None:
+        """Send the waiting fed values now, or LIVE_INTERVAL after the last send."""
+        delay = self._live_last + LIVE_INTERVAL - self.reactor.seconds()
+        if delay > 0:
+            self.reactor.callLater(delay, self._publish_fed)
+        else:
+            self._publish_fed()
+
     def _publish_fed(self) -> None:
-        """Send the fed samples collected since last time to WAMP live subscribers."""
+        """Send the fed samples collected since last time to WAMP live subscribers: one event
+        per group of fields with the same times (not one per field: a thousand fields at
+        10 Hz were 10,000 events a second, and the adapter missed the router's pings)."""
+        self._live_last = self.reactor.seconds()
         with self._pending_lock:
             pending, self._pending = self._pending, []
-        by_field: dict[str, tuple[list, list]] = {}
-        for field, t, value in pending:
-            times, values = by_field.setdefault(field, ([], []))
-            times.append(t)
-            values.append(value)
-        for field, (times, values) in by_field.items():
-            self.runner.publish(field, times, {field: values})
+        for timeline, times, values in live_events(pending):
+            self.runner.publish(timeline, times, values)
 
     def _call(self, session, procedure: str, *args, timeout: float | None = None, **kwargs):
         """``session.call`` of a base-URI suffix, timed out on this adapter's reactor."""
@@ -484,6 +498,21 @@ class Adapter:
                                    "rpc_in_flight": self.rpc_slots.used}),
                      qos=0, retain=True)
 
+    def metric_values(self) -> dict:
+        """The adapter's counters and state, for datasock.metrics (read when scraped)."""
+        counters = self.node.counters.as_dict()
+        values = {name: counters[key] for key, (name, _) in metrics_mod.MQTT_COUNTERS.items()}
+        values.update(broker_connected=int(self.connected.is_set()),
+                      router_connected=int(self.session is not None),
+                      fields=len(self.node.field_names()), rpc_in_flight=self.rpc_slots.used)
+        return values
+
+    def health(self) -> tuple[bool, str]:
+        """For ``GET /health``: the broker and the router are both connected."""
+        gone = [what for what, up in (("the MQTT broker", self.connected.is_set()),
+                                      ("the router", self.runner.session is not None)) if not up]
+        return (False, "not connected to " + " and ".join(gone)) if gone else (True, "adapter serving")
+
     def stop_mqtt(self) -> defer.Deferred:
         """Say we are going (a clean disconnect suppresses the will), then disconnect."""
         self.stopping = True
@@ -525,6 +554,7 @@ class Adapter:
                 log.info("restored {n} recorded values of node {node} from {path}", n=restored,
                          node=self.node.name, path=str(self.recorder.path))
                 self.reactor.addSystemEventTrigger("after", "shutdown", self.recorder.close)
+        metrics_mod.serve_reactor(self.reactor, self.metrics, self.metrics_settings, self.health, log)
         self.start_mqtt()
         self.reactor.addSystemEventTrigger("before", "shutdown", self.stop_mqtt)
         self._every(BUDGET_LOG_INTERVAL, self.log_budgets)

@@ -25,6 +25,41 @@ from .topics import (MAX_AHEAD, MAX_VALUES, Counters, Malformed, check_ahead, fi
 MAX_FIELDS = 10000
 #: bytes one input message may have
 MAX_PAYLOAD = 65536
+#: values one live-sample event of the MQTT-fed node carries at most: an event stays far
+#: under the router's message limit however many samples wait
+MAX_EVENT_VALUES = 20_000
+
+
+def live_events(samples: Sequence[tuple[str, float, float]], max_values: int = MAX_EVENT_VALUES
+                ) -> list[tuple[str, list, dict[str, list]]]:
+    """The ``(timeline, t, {field: values})`` events that send ``samples`` live (pure).
+
+    ``samples`` are ``(field, t, value)`` in arrival order. Fields whose samples in the
+    batch have the same times share one event (``consumer.<node>.samples`` gives all the
+    fields of an event one ``t``, as for a node's timeline): the keys of a JSON object
+    sent in one message cost one event, not one per key. The event is named after its
+    first field (each MQTT-fed field is a timeline of its own). An event holds at most
+    ``max_values`` values: a bigger group is split by fields, then by time.
+    """
+    by_field: dict[str, tuple[list, list]] = {}
+    for field, t, value in samples:
+        times, values = by_field.setdefault(field, ([], []))
+        times.append(t)
+        values.append(value)
+    groups: dict[tuple, dict[str, list]] = {}
+    for field, (times, values) in by_field.items():
+        groups.setdefault(tuple(times), {})[field] = values
+    events = []
+    limit = max(1, max_values)
+    for times, columns in groups.items():
+        names = list(columns)
+        for lo in range(0, len(times), limit):
+            t = list(times[lo:lo + limit])
+            per_event = max(1, limit // len(t))
+            for i in range(0, len(names), per_event):
+                chunk = {f: columns[f][lo:lo + limit] for f in names[i:i + per_event]}
+                events.append((names[i], t, chunk))
+    return events
 
 
 @dataclasses.dataclass(frozen=True)

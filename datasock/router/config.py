@@ -18,6 +18,7 @@ from typing import Mapping
 from .. import exposure, wire
 from ..errors import InvalidArgument
 from ..settings import Settings
+from .guard import CREATE_AUTHENTICATOR, GUARD_CLASS, GUARD_ROLE, UNKNOWN_ROLE
 
 _NONE = {"call": False, "register": False, "publish": False, "subscribe": False}
 
@@ -112,6 +113,10 @@ def roles(settings: Settings) -> list[dict]:
         {"name": "consumer", "permissions": consumer},
         {"name": "iocs_agent", "permissions": ocs_agent},
         {"name": "iocs_controller", "permissions": ocs_controller},
+        # an unknown authid is challenged under this role and cannot answer (guard.py)
+        {"name": UNKNOWN_ROLE, "permissions": []},
+        # the embedded component that makes refused registrations reveal nothing (guard.py)
+        {"name": GUARD_ROLE, "permissions": []},
     ]
     if watches_refused(settings):
         result += [
@@ -176,7 +181,10 @@ def crossbar_config(settings: Settings, secrets: Mapping[str, str], cert: str, k
         "paths": {
             "ws": {"type": "websocket", "serializers": ["msgpack", "cbor", "json"],
                    "options": _websocket_options(settings),
-                   "auth": {"wampcra": {"type": "static", "users": wampcra_users(settings, secrets)}}},
+                   # crossbar's static WAMP-CRA refuses an unknown authid differently from a
+                   # wrong secret: datasock's authenticator refuses both alike (guard.py)
+                   "auth": {"wampcra": {"type": "function", "create": CREATE_AUTHENTICATOR,
+                                        "config": {"users": wampcra_users(settings, secrets)}}}},
         },
     }
     ocs_transport = {
@@ -196,8 +204,11 @@ def crossbar_config(settings: Settings, secrets: Mapping[str, str], cert: str, k
         "realms": [{"name": settings.realm, "roles": roles(settings)}],
         "transports": [tls_transport, ocs_transport],
     }
+    router["components"] = [{
+        "type": "class", "classname": GUARD_CLASS, "realm": settings.realm, "role": GUARD_ROLE,
+    }]
     if watches_refused(settings):
-        router["components"] = [{
+        router["components"].append({
             "type": "class", "classname": WATCH_CLASS, "realm": settings.realm, "role": WATCH_ROLE,
-        }]
+        })
     return {"version": 2, "controller": {}, "workers": [router]}

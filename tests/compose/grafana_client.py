@@ -63,6 +63,8 @@ def main(url: str, targets: list[str]) -> dict:
     out["metrics"] = [status, sorted(m["value"] for m in metrics) if status == 200 else metrics]
     status, series = request(url, "/query", query_body(targets, start, now), token=token)
     out["query"] = [status, series]
+    # the web page's plotting library, which the image carries (docs/web.rst)
+    out["uplot"] = request(url, "/web/vendor/uPlot.esm.js", token=token)[0]
     return out
 
 

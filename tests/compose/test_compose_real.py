@@ -379,6 +379,8 @@ def test_the_bridge_answers_grafanas_queries_with_sim_host_and_archive_data(stac
     # the sample archive's channel 1 sits at 4 K (datasock.archive.demo), the 4 K stage near it
     assert all(3.5 < v < 4.5 for v, _ in by_target[f"archive::{ARCHIVE_FIELD}"])
     assert all(0 <= v < 100 for v, _ in by_target["host::load_1min"])
+    # the image carries uPlot, so the bridge's web page draws its plots
+    assert answers["uplot"] == 200
 
 
 # -- MQTT and Node-RED -------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from autobahn.wamp.exception import ApplicationError
 from datasock import secretstore
 from datasock.archive import load_config
 from datasock.archive.db import Index, IndexUnavailable
-from datasock.archive.node import ArchiveNode
+from datasock.archive.node import ERROR_UNAVAILABLE, ArchiveNode
 from datasock.archive.scanner import scan_once
 
 from . import wamp
@@ -139,8 +139,10 @@ def test_frozen_database_is_an_error_not_a_hang(db):
         assert len(node.get_data([field(1)], T0, T0 + 10)[f"{FEED}:temps"].t) == 10
         db["proxy"].frozen.set()
         got = bounded(lambda: node.get_data([field(1)], T0, T0 + 10))
-        assert isinstance(got.get("error"), IndexUnavailable), got
-        assert f"no answer within {TIMEOUT} s" in str(got["error"])
+        # the node answers the index's error as a WAMP error with its text (no traceback)
+        assert isinstance(got.get("error"), ApplicationError), got
+        assert got["error"].error == ERROR_UNAVAILABLE
+        assert f"no answer within {TIMEOUT} s" in got["error"].error_message()
         # while it rests, calls fail at once rather than queue behind the frozen server
         got = bounded(lambda: scan_once(index, db["env"]["DATA_DIRECTORY"]))
         assert isinstance(got.get("error"), IndexUnavailable) and "trying again in" in str(got["error"])
@@ -149,7 +151,7 @@ def test_frozen_database_is_an_error_not_a_hang(db):
         def answers():
             try:
                 return len(node.get_data([field(1)], T0, T0 + 10)[f"{FEED}:temps"].t) == 10
-            except IndexUnavailable:
+            except ApplicationError:
                 return False
         wait_until(answers, 30, what="the index answering again")
     finally:
@@ -213,6 +215,7 @@ def test_get_data_over_wamp_answers_an_error_while_the_database_is_frozen(shared
         assert "archive index" in str(got["error"])
         db["proxy"].frozen.clear()
         assert node.alive()
+        assert "Traceback" not in node.output()     # one line, not a traceback
     finally:
         wamp.leave(session)
         node.stop()

@@ -200,9 +200,13 @@ def test_corrupt_file_is_recorded_and_does_not_stop_the_scan(mariadb, index, tmp
     assert known[bad].state == schema.CORRUPT and known[good].state == schema.OK
     node = ArchiveNode(index)
     assert len(node.get_data([field(1)], T0, T0 + 10)[f"{FEED}:temps"].t) == 10
-    # not read again before the retry delay, read again after it
+    # a damaged file is not read again while it stays as it was, whatever the retry delay;
+    # once it changes (size or time) it is read again
     assert scan_once(index, data_dir(mariadb), retry_after=600, clock=lambda: 1e9 + 10).read == 0
-    assert scan_once(index, data_dir(mariadb), retry_after=600, clock=lambda: 1e9 + 601).read == 1
+    assert scan_once(index, data_dir(mariadb), retry_after=600, clock=lambda: 1e9 + 601).read == 0
+    with open(bad, "ab") as f:
+        f.write(b"still not a G3 file")
+    assert scan_once(index, data_dir(mariadb), retry_after=600, clock=lambda: 1e9 + 602).read == 1
 
 
 def test_file_appended_while_served(mariadb, index, tmp_path):

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from datasock import settings as settings_mod
 from datasock import secretstore, tls
 from datasock.errors import DatasockError, InvalidArgument
+from datasock.router.guard import CREATE_AUTHENTICATOR, GUARD_CLASS, GUARD_ROLE, UNKNOWN_ROLE
 from datasock.router.config import (REFUSED_ROLE, SISOCK_USERS, WATCH_CLASS, WATCH_ROLE, crossbar_config,
                                     roles, wampcra_users)
 from datasock.docgen import settings_table_rst
@@ -57,6 +58,7 @@ def test_every_variable_is_read(tmp_path):
         "DATASOCK_MAX_MESSAGE_SIZE": str(2 * MIB),
         "DATASOCK_CALL_TIMEOUT": "2.5",
         "DATASOCK_LOG_LEVEL": "debug",
+        "DATASOCK_LOG_FORMAT": "json",
         "WAMP_USER": "legacy",
         "WAMP_SECRET": "s3cret",
         "DATASOCK_SISOCK_LEGACY": "1",
@@ -77,6 +79,7 @@ def test_every_variable_is_read(tmp_path):
     assert s.max_message_size == 2 * MIB
     assert s.call_timeout == 2.5
     assert s.log_level == "debug"
+    assert s.log_format == "json"
     assert s.wamp_user == "legacy" and s.wamp_secret == "s3cret"
     assert s.sisock_legacy is True and s.sisock_legacy_exposed is True
 
@@ -312,7 +315,8 @@ def test_config_shape_and_realm():
     assert worker["type"] == "router"
     assert [r["name"] for r in worker["realms"]] == ["r1"]
     assert set(role_permissions(config)) == {"hub", "datanode", "consumer", "iocs_agent", "iocs_controller",
-                                             REFUSED_ROLE, WATCH_ROLE}
+                                             REFUSED_ROLE, WATCH_ROLE, UNKNOWN_ROLE, GUARD_ROLE}
+    assert role_permissions(config)[UNKNOWN_ROLE] == [] == role_permissions(config)[GUARD_ROLE]
     json.dumps(config)
 
 
@@ -362,13 +366,15 @@ def test_ocs_root_next_to_base_uri_accepted():
 def test_auth_per_transport():
     _, config = config_for()
     tls, ocs = transports(config)
-    assert tls["paths"]["ws"]["auth"] == {"wampcra": {"type": "static", "users": {
+    # datasock's authenticator (guard.py): an unknown authid is refused as a wrong secret is
+    assert tls["paths"]["ws"]["auth"] == {"wampcra": {"type": "function", "create": CREATE_AUTHENTICATOR,
+                                                      "config": {"users": {
         "hub": {"secret": "hub-secret", "role": "hub"},
         "datanode": {"secret": "node-secret", "role": "datanode"},
         "consumer": {"secret": "consumer-secret", "role": "consumer"},
         # sisock's published users, let in powerless to be told why (legacy mode is off)
         "server": {"secret": "Q5#x4%HCmgTsS!Pj", "role": REFUSED_ROLE},
-        "simonsobs": {"secret": "yW4V2T^bPD&rGFwy", "role": REFUSED_ROLE}}}}
+        "simonsobs": {"secret": "yW4V2T^bPD&rGFwy", "role": REFUSED_ROLE}}}}}
     assert ocs["paths"]["ws"]["auth"] == {"anonymous": {"type": "static", "role": "iocs_agent"}}
 
 
@@ -385,7 +391,7 @@ def test_websocket_options_from_settings(size):
 
 def test_wamp_user_added_as_datanode():
     s, config = config_for({"WAMP_USER": "legacy", "WAMP_SECRET": "old-secret"})
-    users = transports(config)[0]["paths"]["ws"]["auth"]["wampcra"]["users"]
+    users = transports(config)[0]["paths"]["ws"]["auth"]["wampcra"]["config"]["users"]
     assert users["legacy"] == {"secret": "old-secret", "role": "datanode"}
     assert {u: users[u] for u in SECRETS} == {u: {"secret": v, "role": u} for u, v in SECRETS.items()}
 
@@ -405,7 +411,7 @@ def test_wamp_user_clashing_with_datasock_user_refused(name):
 
 def test_every_wampcra_role_exists():
     _, config = config_for({"WAMP_USER": "legacy", "WAMP_SECRET": "x"})
-    users = transports(config)[0]["paths"]["ws"]["auth"]["wampcra"]["users"]
+    users = transports(config)[0]["paths"]["ws"]["auth"]["wampcra"]["config"]["users"]
     assert {u["role"] for u in users.values()} <= set(role_permissions(config))
 
 
@@ -583,7 +589,7 @@ LEGACY = {"DATASOCK_SISOCK_LEGACY": "1"}
 
 
 def tls_users(config):
-    return transports(config)[0]["paths"]["ws"]["auth"]["wampcra"]["users"]
+    return transports(config)[0]["paths"]["ws"]["auth"]["wampcra"]["config"]["users"]
 
 
 def test_legacy_users_get_datasock_roles():
@@ -594,7 +600,7 @@ def test_legacy_users_get_datasock_roles():
     assert {u: users[u] for u in SECRETS} == {u: {"secret": v, "role": u} for u, v in SECRETS.items()}
     # nothing to explain: no powerless role and no watcher
     assert REFUSED_ROLE not in role_permissions(config) and WATCH_ROLE not in role_permissions(config)
-    assert "components" not in config["workers"][0]
+    assert [c["classname"] for c in config["workers"][0]["components"]] == [GUARD_CLASS]
 
 
 def test_legacy_secrets_are_sisocks_own():
@@ -616,9 +622,9 @@ def test_refused_sisock_users_and_watcher_by_default():
     assert perms[REFUSED_ROLE] == []
     assert {(p["uri"], p["match"]) for p in perms[WATCH_ROLE]} == {
         ("wamp.session.on_join", "exact"), ("wamp.session.kill", "exact")}
-    (component,) = config["workers"][0]["components"]
-    assert component == {"type": "class", "classname": WATCH_CLASS, "realm": "test_realm",
-                         "role": WATCH_ROLE}
+    components = [c for c in config["workers"][0]["components"] if c["classname"] == WATCH_CLASS]
+    assert components == [{"type": "class", "classname": WATCH_CLASS, "realm": "test_realm",
+                           "role": WATCH_ROLE}]
 
 
 def test_watcher_class_is_importable_where_the_config_names_it():
@@ -635,7 +641,7 @@ def test_no_refused_users_when_exposed_or_legacy(env):
     users = tls_users(config)
     assert all(u["role"] != REFUSED_ROLE for u in users.values())
     assert REFUSED_ROLE not in role_permissions(config)
-    assert "components" not in config["workers"][0]
+    assert [c["classname"] for c in config["workers"][0]["components"]] == [GUARD_CLASS]
 
 
 @pytest.mark.parametrize("name", sorted(SISOCK_USERS))

@@ -27,3 +27,22 @@ def test_nested_commands_defaults_and_escaping():
     assert "``tool a``" in text and "does \\*a\\*" in text
     assert "   * - ``--level LEVEL``\n     - ``3``\n     - how much" in text
     assert "``tool a b``" in text and "``path``" in text
+
+
+def test_aliases_listed_once_with_their_command():
+    text = docgen.cli_reference_rst(cli.parser())
+    assert "``datasock status``" in text and "(alias ``datasock doctor``)" in text
+    assert "``datasock doctor``\n~" not in text
+    for command in ("tail", "status"):
+        assert f"``datasock {command}``" in text, command
+    assert "--time-format TIME_FORMAT" in text
+
+
+def test_exit_status_table_from_the_one_rule():
+    from datasock import errors
+
+    text = docgen.exit_status_rst(errors.EXIT_MEANINGS)
+    assert [line.strip() for line in text.splitlines() if line.startswith("   * - ")][1:] == [
+        "* - 0", "* - 1", "* - 2"]
+    assert "     - Usage or configuration: " in text and "'datasock status': a check failed" in text
+    assert set(errors.EXIT_MEANINGS) == {errors.EXIT_OK, errors.EXIT_FAILURE, errors.EXIT_USAGE}

@@ -104,6 +104,33 @@ def test_columns_give_the_rows_of_rows_by_time(case):
     assert rows_mod.csv_table(table, fields) == rows_mod.csv_text(old, fields)
 
 
+@settings(max_examples=300, deadline=None)
+@given(replies())
+def test_columns_json_holds_the_rows_column_by_column(case):
+    reply, fields, timeline_of = case
+    table = rows_mod.columns(reply, fields, timeline_of)
+    rows = orjson.loads(orjson.dumps(rows_mod.json_table(table, fields)))
+    columns = orjson.loads(orjson.dumps(rows_mod.columns_json(table, fields), option=orjson.OPT_SERIALIZE_NUMPY))
+    assert columns["time"] == [row["time"] for row in rows]
+    assert columns["data"] == {f: [row[f] for row in rows] for f in fields}
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True, width=32), min_size=1, max_size=20),
+       st.sampled_from([np.float32, np.float64, np.int64, np.int16, np.uint32]))
+def test_one_sorted_timeline_of_arrays_is_written_as_its_lists_would_be(numbers, dtype):
+    t = 1.7e9 + np.arange(len(numbers), dtype=np.float64)
+    values = np.clip(np.nan_to_num(np.array(numbers), nan=0), 0, 30000).astype(dtype) \
+        if np.dtype(dtype).kind in "iu" else np.array(numbers, dtype=dtype)
+    table = rows_mod.columns({"data": {"v": values}, "timeline": {"tl": {"t": t}}}, ["v"], {"v": "tl"})
+    assert table.cells == [None] and table.arrays[0] is values        # no list made until asked
+    listed = {"data": {"v": values.tolist()}, "timeline": {"tl": {"t": t.tolist()}}}
+    old = rows_by_time(listed, ["v"], {"v": "tl"})
+    assert orjson.dumps(rows_mod.json_table(table, ["v"])) == orjson.dumps(rows_mod.json_rows(old, ["v"]))
+    assert orjson.dumps(rows_mod.columns_json(table, ["v"])["data"]["v"], option=orjson.OPT_SERIALIZE_NUMPY) \
+        == orjson.dumps(values.tolist())
+
+
 def test_columns_of_one_sorted_timeline_keep_the_arrays_values():
     t = 1.7e9 + np.arange(5.0)
     reply = {"data": {"a": np.array([0.0, 1e-5, -2.5, np.nan, 1e20]), "b": np.arange(5)},

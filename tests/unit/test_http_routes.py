@@ -383,6 +383,15 @@ def test_rest_data_as_json_and_csv(client):
     assert len(client.get("/api/data", query_string={**window, "field": "f1"}).get_json()) == 20
 
 
+def test_rest_data_as_columns_holds_what_the_rows_hold(client):
+    window = {"node": "wide", "from": f"{DAY}T12:00:00Z", "to": f"{DAY}T12:00:20Z", "field": "f1,mode,f2"}
+    rows = client.get("/api/data", query_string=window).get_json()
+    columns = client.get("/api/data", query_string={**window, "format": "columns"}).get_json()
+    assert columns["time"] == [row["time"] for row in rows] and list(columns["data"]) == ["f1", "mode", "f2"]
+    assert all(columns["data"][f] == [row[f] for row in rows] for f in ("f1", "mode", "f2"))
+    assert columns["data"]["mode"][:2] == ["CV", None]
+
+
 @pytest.mark.parametrize("params,code", [
     ({}, "missing_key"), ({"node": "wide"}, "missing_key"), ({"node": "wide", "field": ","}, "missing_key"),
     ({"node": "bad node", "field": "f1"}, "bad_target"),
@@ -437,6 +446,9 @@ def test_cors_preflight_and_headers(tmp_path):
     assert r.status_code == 204 and r.headers["Access-Control-Allow-Origin"] == "http://grafana.example"
     assert "authorization" in r.headers["Access-Control-Allow-Headers"] and r.headers["Vary"] == "Origin"
     assert one.post("/metrics", json={}).headers["Access-Control-Allow-Methods"] == "GET, POST, OPTIONS"
+    zipped = one.post("/query", json=grafana("wide::f1", end=f"{DAY}T13:00:00Z"), headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert set(zipped.headers.getlist("Vary")) == {"Origin", "Accept-Encoding"}
     anyone = make_client(tmp_path, DATASOCK_HTTP_CORS_ORIGIN="*")
     r = anyone.get("/nowhere")
     assert r.status_code == 404 and r.headers["Access-Control-Allow-Origin"] == "*" and "Vary" not in r.headers
@@ -449,6 +461,9 @@ def test_gzip_only_when_accepted_and_worth_it(client):
     assert "Content-Encoding" not in plain.headers
     assert zipped.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in zipped.headers["Vary"]
     assert gzip.decompress(zipped.get_data()) == plain.get_data()
+    # the answer is sent as its series' pieces (never joined): its length is said all the same
+    assert int(plain.headers["Content-Length"]) == len(plain.get_data()) and plain.get_json()[0]["datapoints"]
+    assert int(zipped.headers["Content-Length"]) == len(zipped.get_data())
     small = client.get("/", headers={"Accept-Encoding": "gzip"})
     assert "Content-Encoding" not in small.headers and small.get_json()["status"] == "ok"
     failed = client.post("/query", data=b"{", headers={"Accept-Encoding": "gzip"})

@@ -20,12 +20,12 @@ LAYERS: list[tuple[str, set[str]]] = [
         "datasock", "datasock.errors", "datasock.settings", "datasock.wire", "datasock.timeutil",
         "datasock.downsample", "datasock.windows", "datasock.ringbuffer", "datasock.exposure",
         "datasock.hknames", "datasock.docgen", "datasock.extras", "datasock.secretstore",
-        "datasock.tls", "datasock.procutil"}),
+        "datasock.tls", "datasock.procutil", "datasock.joins"}),
     ("runtime: connecting to the router, running a Twisted program", {
-        "datasock.client", "datasock.runtime"}),
+        "datasock.client", "datasock.runtime", "datasock.metrics", "datasock.joined"}),
     ("components: the SDK, the built-in nodes and services", {
         "datasock.datanodes", "datasock.hub", "datasock.router", "datasock.http_bridge",
-        "datasock.mqtt", "datasock.archive", "datasock.ocs"}),
+        "datasock.mqtt", "datasock.archive", "datasock.ocs", "datasock.recorder"}),
     ("entry points: the command line, `datasock up`, deployment, test helpers", {
         "datasock.cli", "datasock.__main__", "datasock.supervisor", "datasock.extranodes",
         "datasock.deploy", "datasock.testing"}),

@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 
 from datasock.http_bridge import parsing, query, targets
 from datasock.http_bridge.errors import RequestError
-from datasock.http_bridge.merge import Part, merge_parts
+from datasock.http_bridge.merge import SEAM_TOLERANCE, Part, merge_parts
 
 F = "observatory.fake1.feeds.temps.ch0"
 CATALOG = {"archive": {F: {"timeline": "observatory.fake1.feeds.temps:temps", "type": "number", "units": ""},
@@ -65,10 +65,16 @@ def test_merge_is_sorted_and_takes_each_sample_from_one_node(a, b, final):
     # the live node's samples are all there from where it takes over
     taken = [v for v in merged.values if v[0] == "b"]
     assert taken == [("b", x) for x in b][len(b) - len(taken):]
-    if b and final is not None:
-        boundary = max(final, b[0])
-        assert all(x < boundary for src, x in merged.values if src == "a")
-        assert [x for src, x in merged.values if src == "b"] == [x for x in b if x >= boundary]
+    if not a:     # nothing earlier: the later node's samples whatever the earlier one says is final
+        assert taken == [("b", x) for x in b]
+    elif b and final is not None:
+        # the seam rule (datasock.joins.merge_parts): within SEAM_TOLERANCE of the boundary counts
+        # as at it, and the earlier node keeps only what is more than that before the later one's
+        boundary, tol = max(final, b[0]), SEAM_TOLERANCE
+        from_b = [x for x in b if x >= boundary - tol]
+        assert [x for src, x in merged.values if src == "b"] == from_b
+        if from_b:
+            assert all(x < from_b[0] - tol for src, x in merged.values if src == "a")
 
 
 @pytest.mark.parametrize("node", ["archive+", "+ocs", "arch*+ocs", "ocs+ocs"])

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from .. import web
+from .. import query as query_mod, web
 from ..errors import RequestError
 from ..frames import field_rows
 from ..parsing import now, parse_instant, positive_number
 from ..query import ARRAYS, Fetch, node_notices, timeline_of
 from ..reduction import min_stride
-from ..rows import columns, csv_table, json_table
+from ..rows import columns, columns_json, csv_table, json_table
 
 bp = Blueprint("rest", __name__, url_prefix="/api")
 
@@ -43,7 +43,7 @@ def _stride(start: float, end: float, max_points: str | None) -> float | None:
 @bp.get("/data")
 def data():
     args = request.args
-    node = web.checked_node(args.get("node") or _missing("'node'"))
+    node = args.get("node") or _missing("'node'")
     names = [f for value in args.getlist("field") for f in value.split(",") if f] or \
         _missing("'field' (repeat it or separate names by commas)")
     t = now()
@@ -51,33 +51,46 @@ def data():
     if start > end:
         raise RequestError("'from' is after 'to'", "bad_time")
     fmt = args.get("format", "json")
-    if fmt not in ("json", "csv"):
-        raise RequestError(f"format must be json or csv, got {fmt!r}")
+    if fmt not in FORMATS:
+        raise RequestError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     stride = _stride(start, end, args.get("max_points"))
-    reply = web.fetch_one(Fetch(node, tuple(names), start, end, stride, ARRAYS), node)
-    meta = web.backend().snapshot().catalog.get(node, {})
-    timelines = {f: meta[f]["timeline"] for f in names if f in meta}
-    for f in names:      # a field the catalog does not know: the timeline its values fit
-        if f not in timelines:
-            tl = timeline_of(reply, f, {})
-            name = next((k for k, v in (reply.get("timeline") or {}).items() if v is tl), None)
-            if name is not None:
-                timelines[f] = name
+    joined = _joined(node, names, start, end, stride)   # a combined node, or a recorded node's history
+    if joined is not None:
+        reply, timelines, notices = joined
+    else:
+        node, notices = web.checked_node(node), []
+        reply = web.fetch_one(Fetch(node, tuple(names), start, end, stride, ARRAYS), node)
+        meta = web.backend().snapshot().catalog.get(node, {})
+        timelines = {f: meta[f]["timeline"] for f in names if f in meta}
+        for f in names:      # a field the catalog does not know: the timeline its values fit
+            if f not in timelines:
+                tl = timeline_of(reply, f, {})
+                name = next((k for k, v in (reply.get("timeline") or {}).items() if v is tl), None)
+                if name is not None:
+                    timelines[f] = name
     table = columns(reply, names, timelines)     # column by column, no per-sample Python
-    headers = notice_headers(node, reply, args.get("max_points"), stride)
+    headers = notice_headers(node, reply, args.get("max_points"), stride, notices)
     if fmt == "csv":
         return Response(csv_table(table, names), mimetype="text/csv", headers=headers)
+    if fmt == "columns":
+        return web.json_response(columns_json(table, names), headers=headers)
     return web.json_response(json_table(table, names), headers=headers)
+
+
+#: what ``format`` may ask: JSON rows, CSV rows, or JSON columns (``{"time", "data"}``)
+FORMATS = ("json", "csv", "columns")
 
 
 #: how long one X-Datasock-Notice may be, characters
 MAX_NOTICE = 2000
 
 
-def notice_headers(node: str, reply, max_points: str | None, stride: float | None) -> dict[str, str]:
+def notice_headers(node: str, reply, max_points: str | None, stride: float | None,
+                   notices=()) -> dict[str, str]:
     """``X-Datasock-Notice`` (and ``X-Datasock-Downsampled: 1``) when the rows are not every sample:
-    the node cut its reply to fit its message limit, or ``max_points`` asked for M4."""
-    texts = [n["text"] for n in node_notices(node, reply, {}, None, 0)]
+    the node cut its reply to fit its message limit, or ``max_points`` asked for M4; and
+    ``notices`` (where the parts of a joined series came from)."""
+    texts = [n["text"] for n in node_notices(node, reply, {}, None, 0)] + [n["text"] for n in notices]
     if stride is not None:
         texts.append(f"max_points {max_points}: M4 (first, min, max and last) in buckets of {stride:.4g} s "
                      f"wherever a bucket held more than 4 samples")
@@ -90,6 +103,23 @@ def notice_headers(node: str, reply, max_points: str | None, stride: float | Non
     if "downsampled" in reply:
         headers["X-Datasock-Downsampled"] = "1"
     return headers
+
+
+def _joined(node: str, names: list[str], start: float, end: float, stride: float | None):
+    """(reply, timelines, notices) of a combined node or of fields the archive records
+    (:func:`query.data_plan`); None when the node alone answers."""
+    snap = web.backend().snapshot()
+    plan = query_mod.data_plan(node, names, snap.catalog, start, end, stride, web.settings().archive_node)
+    if plan is None:
+        return None
+    web.need_router()
+    results = web.backend().fetch_all(plan.fetches)
+    try:
+        return query_mod.data_reply(plan, results, snap.catalog)
+    except ValueError as exc:
+        message, failed, error = exc.args
+        raise web.node_failure(failed, error) if isinstance(error, BaseException) else \
+            RequestError(message, "node_error", 502) from None
 
 
 def _missing(what: str):

@@ -1,9 +1,9 @@
 """``POST /query`` (simpod and SimpleJSON): the series of a panel, within the request budgets."""
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, Response
 
-from .. import query as query_mod, web
+from .. import hooks, query as query_mod, web
 from ..parsing import now, parse_query
 
 bp = Blueprint("series", __name__)
@@ -15,10 +15,27 @@ def query():
     parsed = parse_query(web.body(), now(), max_targets=settings.max_series)
     snap = web.backend().snapshot()
     # nodes on datasock's SDK do their own M4; the others are asked as sisock nodes
-    plan = query_mod.plan(parsed, snap.catalog, m4_nodes=snap.m4_nodes, max_series=settings.max_series)
+    plan = query_mod.plan(parsed, snap.catalog, m4_nodes=snap.m4_nodes, max_series=settings.max_series,
+                          archive=settings.archive_node)
     results = {}
     if plan.fetches:
         web.need_router()
         results = web.backend().fetch_all(plan.fetches)
-    data, errors = query_mod.encoded_answer(plan, results, snap.catalog, settings.max_answer)
-    return web.json_response(data, headers={"X-Datasock-Errors": str(len(errors))} if errors else None)
+    # gzip (when asked) compresses each series while the next is encoded
+    gzipper = hooks.Gzipper() if hooks.accepts_gzip() else None
+    parts, errors = query_mod.encoded_parts(plan, results, snap.catalog, settings.max_answer,
+                                            sink=gzipper.add if gzipper else None)
+    size = sum(map(len, parts))
+    headers = {"X-Datasock-Errors": str(len(errors))} if errors else {}
+    if gzipper is not None:
+        zipped = gzipper.finish()
+        if size >= hooks.GZIP_MIN_BYTES:
+            return hooks.gzipped(Response(zipped, mimetype=web.JSON, headers=headers))
+    # a big answer as orjson wrote its series, never joined into one copy; a small one in one
+    # piece (each piece costs a round trip to the reactor thread)
+    body = parts if size >= JOIN_BELOW else [b"".join(parts)]
+    return Response(body, mimetype=web.JSON, headers={**headers, "Content-Length": str(size)})
+
+
+#: answers smaller than this many bytes are sent joined
+JOIN_BELOW = 4 << 20
