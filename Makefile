@@ -44,14 +44,20 @@ NODERED := .cache/node-red/node_modules/node-red/red.js
 $(NODERED):
 	sh tests/nodered/install.sh
 
+# The tests run on JOBS pytest-xdist workers, one test file per worker at a time, the
+# longest files first (tests/conftest.py); the Docker compose test waits on Docker beside the
+# rest. `make test JOBS=0` runs them serially, in one process.
+JOBS ?= 4
+PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider -n $(JOBS) --dist loadfile --no-loadscope-reorder
+
 test: $(STAMP) $(NODERED) $(UPLOT)
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(PYTEST) tests
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q tests/unit
+	$(PYTEST) tests/unit
 
 integration: $(STAMP) $(UPLOT)
-	$(BIN)/python -m pytest -q tests/integration
+	$(PYTEST) tests/integration
 
 bench: $(STAMP)
 	$(BIN)/python bench/rpc.py

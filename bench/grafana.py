@@ -25,9 +25,14 @@ Cases (each repetition asks a different day, so no cache answers; datasock and s
 alternate which goes first; medians):
 
 * ``query``: POST /query 1 day x 10 fields, maxDataPoints 1000, min-max (Grafana's whole
-  request body, no gzip). Goal <= 0.02, and <= 1000 points per target.
+  request body, no gzip) with the data source's header ``X-Datasock-Format: frames`` as
+  docs/grafana.rst sets it up (number series as columnar data frames; sisock's bridge
+  ignores the header). Goal <= 0.02, and <= 1000 points per target.
 * ``raw``: the same with every target in raw mode (864,000 points). Goal <= 0.15.
 * ``raw_gzip``: raw with ``Accept-Encoding: gzip`` as Grafana asks. Goal <= 0.25.
+* ``raw_datapoints``: raw without the header: ``datapoints``, one ``[value, ms]`` pair per
+  point, as datasock answers clients that do not ask for frames (sisock's, scripts). No
+  goal of its own: printed beside ``raw`` to show what the pairs cost.
 * ``rest``: GET /api/data 1 day x 10 fields (JSON rows). sisock has no REST API: its
   anchor is sisock's raw /query of the same day (the same samples as JSON). Goal <= 0.2.
 * ``rest_columns``: the same with ``format=columns`` (``{"time": [...], "data": {field:
@@ -69,7 +74,7 @@ SISOCK_BRIDGE = "components/grafana_server/grafana_http_json.py"
 #: (case, goal): the issue's table
 GOALS = {"query": 0.02, "raw": 0.15, "raw_gzip": 0.25, "rest": 0.2, "wamp": 1.0}
 #: cases printed without a pass line of their own
-NO_GOAL = {"rest_columns"}
+NO_GOAL = {"rest_columns", "raw_datapoints"}
 
 
 def lab_formula(i: int, t):
@@ -308,9 +313,11 @@ def main() -> int:
 
         d_session, s_session = connect(ours), connect(theirs)
 
-        def query(url, start, mode, gzip=False):
+        def query(url, start, mode, gzip=False, frames=True):
             body = orjson.dumps(grafana_body(start, start + 86400, MAX_POINTS, mode))
             headers = {"Content-Type": "application/json", "Accept-Encoding": "gzip" if gzip else "identity"}
+            if frames:      # the data source's custom header (docs/grafana.rst)
+                headers["X-Datasock-Format"] = "frames"
             began = time.perf_counter()
             r = http.post(url + "/query", data=body, headers=headers, stream=True)
             raw = r.raw.read(decode_content=False)
@@ -320,8 +327,9 @@ def main() -> int:
                 import zlib
                 raw = zlib.decompress(raw, 31)
             answer = orjson.loads(raw)
-            assert all(s.get("datapoints") for s in answer), str(answer)[:300]
-            return elapsed, [len(s["datapoints"]) for s in answer], len(raw)
+            points = [len(s["datapoints"]) if "datapoints" in s else len(s["fields"][1]["values"]) for s in answer]
+            assert all(points) and all("error" not in s for s in answer), str(answer)[:300]
+            return elapsed, points, len(raw)
 
         def rest(url, start, fmt="json"):
             params = {"node": NODE, "field": ",".join(FIELDS), "from": str(start), "to": str(start + 86400),
@@ -344,6 +352,8 @@ def main() -> int:
             "query": (lambda s: query(d_url, s, "min-max"), lambda s: query(s_url, s, "min-max")),
             "raw": (lambda s: query(d_url, s, "raw"), lambda s: query(s_url, s, "raw")),
             "raw_gzip": (lambda s: query(d_url, s, "raw", gzip=True), lambda s: query(s_url, s, "raw", gzip=True)),
+            "raw_datapoints": (lambda s: query(d_url, s, "raw", frames=False),
+                               lambda s: query(s_url, s, "raw", frames=False)),
             "rest": (lambda s: rest(d_url, s), lambda s: query(s_url, s, "raw")),
             "rest_columns": (lambda s: rest(d_url, s, "columns"), lambda s: query(s_url, s, "raw")),
             "wamp": (lambda s: wamp(d_session, ours, s), lambda s: wamp(s_session, theirs, s)),
@@ -353,6 +363,7 @@ def main() -> int:
         print(f"datasock node get_info: {info(d_session, ours)}")
         anchors = {"rest": "sisock has no REST API: anchor is sisock's raw /query of the same day",
                    "rest_columns": "format=columns; anchor: sisock's raw /query of the same day",
+                   "raw_datapoints": "datapoints pairs, no X-Datasock-Format header",
                    "wamp": "anchor: a sisock DataNodeServer serving the same data (it ignores min_stride)"}
         for name, (ours_case, theirs_case) in cases.items():
             times = {"datasock": [], "sisock": []}

@@ -127,6 +127,8 @@ def main() -> int:
     parser.add_argument("--fields", type=int, default=500)
     parser.add_argument("--refresh", type=float, default=5.0, help="the bridge's DATASOCK_HTTP_REFRESH")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each latency and CPU window")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="also record the idle bridge with py-spy (collapsed stacks, --nonblocking) into FILE")
     args = parser.parse_args()
     from datasock.procutil import free_port, port_open
 
@@ -197,8 +199,16 @@ def main() -> int:
         print(f"ratio scale_query_during_refresh {args.nodes}_nodes/{ANCHOR_NODES}_nodes = {ratio:.2f} "
               f"(goal <= 2: {verdict(ratio <= 2)}); worst {max(loaded) * 1e3:.0f} ms")
 
+        spy = None
+        if args.profile:
+            import subprocess
+            spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--nonblocking",
+                                    "--format", "raw", "-r", "50", "-d", str(int(args.seconds)), "-o", args.profile,
+                                    "-p", str(bridge.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu0, wall0 = cpu_seconds(bridge.pid), time.monotonic()
         time.sleep(args.seconds)
+        if spy is not None:
+            spy.wait(timeout=60)
         share = (cpu_seconds(bridge.pid) - cpu0) / (time.monotonic() - wall0)
         print(f"figure scale_idle_cpu_share = {share:.3f} of one core with {total_fields} fields refreshed "
               f"every {args.refresh:g} s (goal <= 0.05: {verdict(share <= 0.05)}); "

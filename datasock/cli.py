@@ -223,16 +223,75 @@ def no_such_procedure_message(settings, procedure: str) -> str:
     return f"nothing serves {settings.uri(procedure)} (is the node running? `datasock nodes` lists them)"
 
 
+#: the most node names a "not running" message lists
+MAX_NAMED_NODES = 10
+
+
+def not_served_message(node: str, uri: str, listing, hub_error: str | None) -> str:
+    """Why nothing serves ``uri`` of ``node``, from the hub's listing (or why it gave none)."""
+    if hub_error == "wamp.error.no_such_procedure":
+        return (f"node {node!r} is not running (nothing serves {uri}), and neither is the hub: "
+                f"start `datasock hub` and the node (`datasock status` checks every part)")
+    if hub_error is not None or not isinstance(listing, list):
+        return f"nothing serves {uri} (is node {node!r} running? `datasock nodes` lists the nodes)"
+    names = sorted(n["name"] for n in listing if isinstance(n, dict) and isinstance(n.get("name"), str))
+    if node in names:
+        return (f"node {node!r} is registered with the hub but nothing serves {uri}: it is starting or "
+                f"stopping, or serves a procedure of another name (try again; `datasock status`)")
+    shown = ", ".join(names[:MAX_NAMED_NODES]) + (f" and {len(names) - MAX_NAMED_NODES} more"
+                                                  if len(names) > MAX_NAMED_NODES else "")
+    return (f"node {node!r} is not running: nothing serves {uri} and the hub lists no such node "
+            f"({'it lists ' + shown if names else 'it lists none'}; `datasock nodes`)")
+
+
+def explain_not_served(session, settings, exc):
+    """A :class:`client.NotServed` as a DatasockError that names the cause: the hub's listing
+    says whether the node or the hub is not running (a Deferred that fails with it)."""
+    from autobahn.wamp.exception import ApplicationError
+    from twisted.internet import defer
+
+    from . import client, wire
+
+    @defer.inlineCallbacks
+    def ask():
+        listing, hub_error = None, None
+        try:
+            listing = yield client.call(session, settings, wire.GET_DATA_NODE, timeout=min(
+                5.0, settings.call_timeout))
+        except ApplicationError as error:
+            hub_error = error.error
+        except DatasockError as error:
+            hub_error = str(error)
+        raise DatasockError(not_served_message(exc.node, exc.uri, listing, hub_error))
+    return ask()
+
+
+def explained(settings, work):
+    """``work(session)`` with a node that is not served explained (:func:`explain_not_served`)."""
+    from twisted.internet import defer
+
+    from . import client
+
+    @defer.inlineCallbacks
+    def run(session):
+        try:
+            return (yield work(session))
+        except client.NotServed as exc:
+            yield explain_not_served(session, settings, exc)
+    return run
+
+
 def consumer_calls(*calls: tuple[str, tuple, dict]) -> list:
     """Join as the consumer user, make the calls ``(procedure, args, kwargs)`` in turn.
 
     Returns their results. Errors end the process with a one-line message
-    (see :func:`client.run_as_consumer`).
+    (see :func:`client.run_as_consumer`); a node's procedure that nothing serves is
+    explained by the hub's listing (:func:`explain_not_served`).
     """
     from autobahn.wamp.exception import ApplicationError
     from twisted.internet import defer
 
-    from . import client
+    from . import client, wire
 
     settings = _settings()
 
@@ -244,11 +303,14 @@ def consumer_calls(*calls: tuple[str, tuple, dict]) -> list:
                 results.append((yield client.call(session, settings, procedure, *call_args,
                                                   **call_kwargs)))
             except ApplicationError as exc:
-                if exc.error == "wamp.error.no_such_procedure":
+                if exc.error != "wamp.error.no_such_procedure":
+                    raise
+                parts = procedure.split(".")
+                if procedure == wire.GET_DATA_NODE or len(parts) != 3 or parts[0] != "consumer":
                     raise DatasockError(no_such_procedure_message(settings, procedure)) from None
-                raise
+                raise client.NotServed(settings, parts[1], procedure) from None
         return results
-    return client.run_as_consumer(settings, work)
+    return client.run_as_consumer(settings, explained(settings, work))
 
 
 def consumer_call(procedure: str, *call_args, **call_kwargs):
@@ -302,20 +364,30 @@ def empty_window_message(node: str, start: str, end: str) -> str:
             f"widen the window, e.g. --start now-30d, or --start 1 for all its data")
 
 
+def no_data_message(node: str, missing: Sequence[str], start: str, end: str) -> str:
+    """What ``datasock get`` says of fields the node listed no data for (their columns stay
+    empty, as in sisock): an unknown name, or none of its data in the window."""
+    names = ", ".join(missing[:MAX_NAMED_NODES]) + (f" and {len(missing) - MAX_NAMED_NODES} more"
+                                                    if len(missing) > MAX_NAMED_NODES else "")
+    return (f"datasock: node {node!r} has no data between --start {start} and --end {end} for {names}: "
+            f"not a field of the node, or none of its data in the window (empty column; "
+            f"`datasock fields {node} --start {start}` lists its fields)")
+
+
 def format_time(t: float, time_format: str) -> str:
     """A sample time in CSV output: Unix seconds with 6 decimals, or ISO 8601 UTC with
     milliseconds as the REST API writes it (:func:`timeutil.format_iso`)."""
     from . import timeutil
 
-    return timeutil.format_iso(t) if time_format == "iso" else f"{t:.6f}"
+    return timeutil.format_iso(t) if time_format == "iso" else timeutil.format_unix(t)
 
 
 def csv_rows(rows, fields, time_format: str, header: bool = True) -> list[list[str]]:
     """Rows ``[t, value per field]`` as CSV cells: a header (``t`` for Unix seconds, ``time``
     for ISO, as the REST API), formulas escaped (:func:`wire.csv_safe`), None empty."""
-    from . import wire
+    from . import timeutil, wire
 
-    out = [["time" if time_format == "iso" else "t", *map(wire.csv_safe, fields)]] if header else []
+    out = [[timeutil.CSV_TIME_COLUMN[time_format], *map(wire.csv_safe, fields)]] if header else []
     out += [[format_time(row[0], time_format), *("" if v is None else wire.csv_safe(v) for v in row[1:])]
             for row in rows]
     return out
@@ -332,9 +404,12 @@ def cmd_get(args) -> int:
     settings = _settings()
     # a node not on datasock's SDK (no get_info) is asked in windows under its 1 MiB message cap
     # (a combined node, or a node whose fields the archive records, is joined: datasock.joined)
-    (fields, _), reply = client.run_as_consumer(settings, lambda session: joined.read(
+    (fields, _), reply = client.run_as_consumer(settings, explained(settings, lambda session: joined.read(
         session, settings, args.node, list(args.field), start, end, archive=joins.archive_node(os.environ),
-        **kwargs))
+        **kwargs)))
+    missing = [f for f in args.field if f not in fields]
+    if missing:
+        print(no_data_message(args.node, missing, args.start, args.end), file=sys.stderr)
     if args.format == "json":
         print(json.dumps(reply))
         return 0
@@ -411,7 +486,7 @@ def cmd_tail(args) -> int:
             fields, _ = yield client.call(session, settings, procedure, -60, 0)
         except ApplicationError as exc:
             if exc.error == "wamp.error.no_such_procedure":
-                raise DatasockError(no_such_procedure_message(settings, procedure)) from None
+                yield explain_not_served(session, settings, client.NotServed(settings, args.node, procedure))
             raise DatasockError(exc.error_message()) from None
         unknown = [f for f in args.field if f not in fields]
         if unknown:

@@ -39,6 +39,15 @@ class ConnectError(DatasockError):
     """The router could not be reached or refused us."""
 
 
+class NotServed(DatasockError):
+    """Nothing is registered for a node's procedure (``wamp.error.no_such_procedure``):
+    ``datasock``'s client commands ask the hub why (the node or the hub is not running)."""
+
+    def __init__(self, settings: Settings, node: str, procedure: str):
+        self.node, self.uri = node, settings.uri(procedure)
+        super().__init__(f"nothing serves {self.uri} (is the node running? `datasock nodes` lists them)")
+
+
 @dataclass(frozen=True)
 class Credentials:
     authid: str
@@ -202,8 +211,24 @@ def connect_once(settings: Settings, creds: Credentials, timeout: float = 10.0,
             joined.errback(ConnectError(
                 f"cannot reach the router at {settings.router_url}: {failure.getErrorMessage()}"))
 
+    def refused(failure):
+        if failure.check(ConnectError) and any(e in str(failure.value) for e in AUTH_ERRORS):
+            raise ConnectError(f"{failure.value} ({refusal_cause(settings, creds)})")
+        return failure
+
     endpoint.connect(factory).addErrback(connect_failed)
+    joined.addErrback(refused)
     return with_timeout(joined, timeout, f"joining {settings.router_url}", reactor)
+
+
+def refusal_cause(settings: Settings, creds: Credentials) -> str:
+    """Why the router refuses ``creds``, as far as this side can tell: where the secret came from."""
+    if settings.wamp_user and creds.authid == settings.wamp_user:
+        return (f"WAMP_SECRET is not the secret the router at {settings.router_url} has for WAMP_USER "
+                f"{creds.authid!r}")
+    return (f"the secret for {creds.authid!r} in {secretstore.secrets_path(settings.home)} is not the one the "
+            f"router at {settings.router_url} has: that router runs with another state directory "
+            f"(point DATASOCK_HOME at it) or was started before these secrets were written (restart it)")
 
 
 def with_timeout(d: defer.Deferred, timeout: float, what: str, reactor=_reactor) -> defer.Deferred:
@@ -362,8 +387,7 @@ def read_node(session, settings: Settings, node: str, fields, start: float, end:
                                **kwargs)
     except ApplicationError as exc:
         if exc.error == "wamp.error.no_such_procedure":
-            raise DatasockError(f"nothing serves {settings.uri(procedure)} "
-                                "(is the node running? `datasock nodes` lists them)") from None
+            raise NotServed(settings, node, procedure) from None
         raise
     return fields_reply, reply
 

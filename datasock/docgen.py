@@ -5,7 +5,8 @@ docs/conf.py writes them into ``docs/_generated/`` when the documentation is bui
 * :func:`settings_table_rst`: one component's settings (a :class:`datasock.settings.Group`),
   so the configuration reference lists exactly the variables the code reads;
 * :func:`cli_reference_rst`: every command and option of an argparse parser
-  (``datasock.cli.parser()``), the way the settings tables list every variable;
+  (``datasock.cli.parser()``), the program's own options (``--version``) first, the way
+  the settings tables list every variable;
 * :func:`exit_status_rst`: the exit statuses every command and component ends with
   (:data:`datasock.errors.EXIT_MEANINGS`).
 """
@@ -53,23 +54,35 @@ def _escape(text: str) -> str:
     return re.sub(r"(\w)_(?=\W|$)", r"\1\\_", text.replace("*", "\\*").replace("`", "'"))
 
 
-def cli_reference_rst(parser: argparse.ArgumentParser) -> str:
-    """One section per (sub)command: its help line and a table of its arguments and options."""
+def _option_table(rows: list[tuple[str, str, str]]) -> list[str]:
+    if not rows:
+        return []
+    out = [".. list-table::", "   :header-rows: 1", "   :widths: 30 15 55", "",
+           "   * - Argument", "     - Default", "     - Meaning"]
+    for arg, default, meaning in rows:
+        out += [f"   * - ``{arg}``", f"     - {default}", f"     - {_escape(meaning)}"]
+    return out + [""]
+
+
+def cli_reference_rst(parser: argparse.ArgumentParser, top: bool = True) -> str:
+    """One section per (sub)command: its help line and a table of its arguments and options;
+    first (``top``) the program's own options that come before the command (``--version``)."""
     prog = parser.prog
     out = []
+    if top:
+        rows = _option_rows(parser)
+        if rows:
+            heading = f"{prog} [OPTION] COMMAND"
+            out += [f"``{heading}``", "~" * (len(heading) + 4), "",
+                    _escape(" ".join(filter(None, (parser.description, parser.epilog)))), ""]
+            out += _option_table(rows)
     for name, aliases, sub, help_text in _subcommands(parser):
         command = f"{prog} {name}"
-        rows = _option_rows(sub)
         also = "".join(f" (alias ``{prog} {a}``)" for a in aliases)
         out += [f"``{command}``", "~" * (len(command) + 4), "",
                 _escape(sub.description or help_text or "") + also, ""]
-        if rows:
-            out += [".. list-table::", "   :header-rows: 1", "   :widths: 30 15 55", "",
-                    "   * - Argument", "     - Default", "     - Meaning"]
-            for arg, default, meaning in rows:
-                out += [f"   * - ``{arg}``", f"     - {default}", f"     - {_escape(meaning)}"]
-            out.append("")
-        nested = cli_reference_rst(sub)
+        out += _option_table(_option_rows(sub))
+        nested = cli_reference_rst(sub, top=False)
         if nested:
             out.append(nested)
     return "\n".join(out)

@@ -14,9 +14,6 @@ from . import client, hknames, joins, windows, wire
 from .errors import DatasockError
 from .settings import Settings
 
-#: the timeline of a joined field in the answer is this prefix and the field's name
-JOINED_TIMELINE = "joined:"
-
 
 def _fields_of(reply: Any) -> dict | None:
     if isinstance(reply, (list, tuple)) and reply and isinstance(reply[0], Mapping):
@@ -62,9 +59,11 @@ def _data(session, settings: Settings, node: str, fields: list[str], fields_repl
 def read(session, settings: Settings, node: str, fields, start: float, end: float,
          archive: str | None = None, **kwargs: Any):
     """What ``datasock get`` asks, for a plain or combined node; fires with
-    ``(fields_reply, data_reply)`` as :func:`datasock.client.read_node` does. A joined
-    field has a timeline of its own (``joined:<field>``); the reply's ``notices`` (a list
-    of ``[severity, text]``) say which part came from where. ``archive``: the archive
+    ``(fields_reply, data_reply)`` as :func:`datasock.client.read_node` does. Every field,
+    joined or not, keeps its live node's timeline name (:func:`datasock.joins.series_timeline`;
+    fields of one timeline whose joined times differ are named apart,
+    :func:`datasock.joins.name_timelines`), and the fields reply names the same; the reply's
+    ``notices`` (a list of ``[severity, text]``) say which part came from where. ``archive``: the archive
     node's name, for the history join of a plain node's recorded fields."""
     nodes = joins.check_node(node)
     fields = list(fields)
@@ -93,7 +92,8 @@ def read(session, settings: Settings, node: str, fields, start: float, end: floa
         replies[name] = fields_reply if isinstance(fields_reply, BaseException) else \
             (yield _data(session, settings, name, list(names), fields_reply, info, start, end, kwargs))
     out_meta: dict[str, Any] = {}
-    out = {"data": {}, "timeline": {}}
+    out: dict[str, Any] = {"data": {}}
+    wanted: list[tuple[str, str, Any]] = []
     notices: list[list[str]] = []
     for plan in plans:
         metas = [(_fields_of(asked[s.node][0]) or {}).get(s.field, {}) for s in plan.sources]
@@ -102,13 +102,13 @@ def read(session, settings: Settings, node: str, fields, start: float, end: floa
             (source,), (reply,) = plan.sources, answers
             if isinstance(reply, BaseException):
                 raise _failure(source.node, settings, reply)
-            meta = metas[0] or {}
+            meta = metas[0] if isinstance(metas[0], Mapping) else {}
             tl = joins.timeline_of(reply, source.field, meta)
-            name = meta.get("timeline") if isinstance(meta, Mapping) else None
-            name = name if name in (reply.get("timeline") or {}) else JOINED_TIMELINE + plan.field
+            name = next((k for k, v in (reply.get("timeline") or {}).items() if v is tl), None)
             out["data"][plan.field] = (reply.get("data") or {}).get(source.field, [])
-            out["timeline"][name] = tl if tl is not None else {"t": [], "finalized_until": None}
-            out_meta[plan.field] = {**meta, "timeline": name}
+            wanted.append((plan.field, name or joins.series_timeline(plan, [meta]),
+                           tl if tl is not None else {"t": [], "finalized_until": None}))
+            out_meta[plan.field] = dict(meta)
             continue
         if not plan.sources:
             raise DatasockError(f"none of {nodes} has field {plan.field!r}")
@@ -116,22 +116,26 @@ def read(session, settings: Settings, node: str, fields, start: float, end: floa
             merged, said = joins.join_replies(plan, answers, metas, describe=_describe)
         except ValueError as exc:
             raise DatasockError(f"{node} {plan.field}: {exc}") from None
-        name = JOINED_TIMELINE + plan.field
         out["data"][plan.field] = list(merged.values)
-        out["timeline"][name] = {"t": merged.t.tolist(), "finalized_until": merged.finalized_until}
+        wanted.append((plan.field, joins.series_timeline(plan, metas),
+                       {"t": merged.t.tolist(), "finalized_until": merged.finalized_until}))
         meta = next((m for m in (reversed(metas) if plan.history else metas) if m), {})
-        out_meta[plan.field] = {**meta, "timeline": name}
+        out_meta[plan.field] = dict(meta)
         notices += [[severity, f"{plan.field}: {text}"] for severity, text in said]
+    out["timeline"], names = joins.name_timelines(wanted)
+    timelines: dict[str, Any] = {}
+    for field, name in names.items():
+        out_meta[field]["timeline"] = name
+        timelines.setdefault(name, {"interval": None, "field": []})["field"].append(field)
     for reply in replies.values():
         if isinstance(reply, Mapping) and "downsampled" in reply:
             out["downsampled"] = reply["downsampled"]
     if notices:
         out["notices"] = notices
-    return [out_meta, {}], out
+    return [out_meta, timelines], out
 
 
 def _failure(node: str, settings: Settings, exc: BaseException) -> BaseException:
     if isinstance(exc, ApplicationError) and exc.error == "wamp.error.no_such_procedure":
-        return DatasockError(f"nothing serves {settings.uri(wire.node_procedure(node, 'get_data'))} "
-                             "(is the node running? `datasock nodes` lists them)")
+        return client.NotServed(settings, node, wire.node_procedure(node, "get_data"))
     return exc

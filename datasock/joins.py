@@ -16,6 +16,12 @@ after 2106), so one sample seen by two nodes can differ by that much. Two sample
 closer than :data:`SEAM_TOLERANCE` across the seam are one sample: the later node's
 copy is kept, the earlier node's dropped. No sample is lost, none is doubled.
 
+Timeline names (:func:`series_timeline`, :func:`name_timelines`): a joined field keeps
+the timeline name its live node gives it, so a client that reads
+``reply["timeline"][<the node's timeline of the field>]`` finds it whether or not the
+recorder records the node. Fields of one live timeline whose merged times differ get
+``<timeline>#<field>`` after the first.
+
 Used by the HTTP bridge (``/query``, ``/api/data``) and ``datasock get``.
 """
 from __future__ import annotations
@@ -148,6 +154,89 @@ def timeline_of(reply: Mapping, field: str, meta: Mapping[str, Any]) -> Mapping 
     n = 0 if values is None else len(values)    # a list, or a numpy array (packed by the node)
     candidates = [tl for tl in timelines.values() if len(tl.get("t", ())) == n]
     return candidates[0] if len(candidates) == 1 else None
+
+
+# -- timeline names ----------------------------------------------------------------------------
+#: joins a timeline's name and a field's when fields of one live timeline part ways
+TIMELINE_SPLIT = "#"
+
+
+def _timeline_in(meta: Any) -> str | None:
+    name = meta.get("timeline") if isinstance(meta, Mapping) else None
+    return name if isinstance(name, str) and name else None
+
+
+def recorded_timeline(node: str, archived: str | None) -> str | None:
+    """The live timeline a recorded block stands for: the archive names the recorder's block
+    ``<timeline>`` (or ``<timeline>#2``, ... for samples of another shape) of node ``N``
+    ``N:<block>`` (:func:`datasock.hknames.timeline_name`); None for another name."""
+    prefix = hknames.timeline_name(node, "")
+    if not archived or not archived.startswith(prefix) or len(archived) == len(prefix):
+        return None
+    block = archived[len(prefix):]
+    base, sep, n = block.rpartition("#")
+    return base if sep and base and n.isdigit() else block
+
+
+def series_timeline(join: Join, metas: Sequence[Mapping[str, Any]]) -> str:
+    """The timeline name of ``join``'s series (``metas``: each source's get_fields entry).
+
+    * a history join: the live node's name for the field; when the live node is down or
+      no longer has it, the live name the archive's block records (:func:`recorded_timeline`),
+      else the archive's own name;
+    * a combined target (or a plain field): the first node's name that has one;
+    * the field's name when no node names a timeline.
+    """
+    if join.history:
+        live = [m for s, m in zip(join.sources, metas) if s.node == join.node]
+        archived = [_timeline_in(m) for s, m in zip(join.sources, metas) if s.node != join.node]
+        candidates = [_timeline_in(m) for m in live] + \
+            [recorded_timeline(join.node, a) for a in archived] + archived
+    else:
+        candidates = [_timeline_in(m) for m in metas]
+    return next((c for c in candidates if c), join.field)
+
+
+def _same_times(a: Mapping, b: Mapping) -> bool:
+    if a is b:
+        return True
+    ta, tb = a.get("t", ()), b.get("t", ())
+    if ta is tb:
+        return True
+    try:
+        return bool(np.array_equal(np.asarray(ta, dtype=np.float64), np.asarray(tb, dtype=np.float64)))
+    except (TypeError, ValueError):
+        return False
+
+
+def name_timelines(series: Sequence[tuple[str, str, Mapping]]) -> tuple[dict[str, Mapping], dict[str, str]]:
+    """The timelines of a reply, and each field's, from ``(field, wanted name, timeline)`` in
+    the order the fields were asked (``timeline``: ``{"t", "finalized_until"}``).
+
+    A field gets its wanted name unless an earlier field holds it with other times; then
+    ``<name>#<field>`` (and ``<name>#<field>#2``, ... should that be held too). Fields with
+    the same times share one timeline: the first's.
+    """
+    timelines: dict[str, Mapping] = {}
+    names: dict[str, str] = {}
+    for field, wanted, timeline in series:
+        if field in names:
+            continue
+        candidates = [wanted, f"{wanted}{TIMELINE_SPLIT}{field}"]
+        n = 2
+        while True:
+            for name in candidates:
+                held = timelines.get(name)
+                if held is None:
+                    timelines[name] = timeline
+                if held is None or _same_times(held, timeline):
+                    names[field] = name
+                    break
+            if field in names:
+                break
+            candidates = [f"{wanted}{TIMELINE_SPLIT}{field}{TIMELINE_SPLIT}{n}"]
+            n += 1
+    return timelines, names
 
 
 # -- merging -----------------------------------------------------------------------------------

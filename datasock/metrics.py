@@ -175,6 +175,18 @@ SPECS: dict[str, tuple[Spec, ...]] = {
         Spec("lag_seconds", "gauge", "Seconds since the last pass completed (since start before one)",
              observed=True),
     ),
+    "recorder": (
+        Spec("samples_kept", "counter", "Samples (values) taken into the recording", observed=True),
+        Spec("samples_written", "counter", "Samples (times) written into HK files", observed=True),
+        Spec("samples_capped", "counter", "Values left out by a rate cap (DATASOCK_RECORD_MAX_RATE)",
+             observed=True),
+        Spec("samples_dropped", "counter", "Samples dropped because the buffer was full", observed=True),
+        Spec("values_refused", "counter", "Values that cannot be recorded (type or name)", observed=True),
+        Spec("events_malformed", "counter", "Live events that were not sample events", observed=True),
+        Spec("pending", "gauge", "Samples buffered, not yet written", observed=True),
+        Spec("open_files", "gauge", "HK files being written", observed=True),
+        Spec("router_connected", "gauge", "1 while the recorder's WAMP session is up", observed=True),
+    ),
     "up": (
         Spec("restarts", "counter", "Restarts of each child of datasock up", ("child",), observed=True),
         Spec("child_running", "gauge", "1 while the child's process runs", ("child",), observed=True),

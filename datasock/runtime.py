@@ -52,8 +52,9 @@ class JsonObserver:
         from twisted.logger import formatEvent
 
         level = event.get("log_level")
-        if level is not None and level not in self.levels:
-            return
+        printed = "log_io" in event and event.get("log_namespace") in PRINTED_LEVELS
+        if level is not None and level not in self.levels and not printed:
+            return     # a line the component printed is always shown (redirect_printed_lines)
         failure = event.get("log_failure")
         text = formatEvent(event) if event.get("log_format") is not None else ""
         fields = {k: v for k, v in event.items() if not k.startswith("log_") and k not in _NOT_FIELDS}
@@ -68,6 +69,25 @@ class JsonObserver:
             self.out.flush()
         except (OSError, ValueError):
             pass   # nowhere left to log to (stderr closed): nothing better to do
+
+
+#: the log level of a line a component printed, in JSON format (as the router's relay of
+#: crossbar's output: standard output info, standard error warn); shown at any DATASOCK_LOG_LEVEL
+PRINTED_LEVELS = {"stdout": "info", "stderr": "warn"}
+
+
+def redirect_printed_lines() -> None:
+    """In JSON format: each line the process prints to sys.stdout or sys.stderr becomes one
+    JSON log line (``"system": "stdout"``/``"stderr"``), so the log stays JSON and a
+    component's deliberate ``print`` still reaches the operator (:class:`JsonObserver`
+    shows such lines whatever the level)."""
+    from twisted.logger import LoggingFile, Logger, LogLevel, globalLogPublisher
+
+    for stream, level in PRINTED_LEVELS.items():
+        old = getattr(sys, stream)
+        setattr(sys, stream, LoggingFile(Logger(namespace=stream, observer=globalLogPublisher),
+                                         level=LogLevel.levelWithName(level),
+                                         encoding=getattr(old, "encoding", None)))
 
 
 def log_format(environ=None) -> str:
@@ -97,9 +117,16 @@ def start_logging(level: str, fmt: str = "text", component: str = "datasock", ou
         from twisted.logger import globalLogBeginner
 
         txaio.set_global_log_level(level)
-        globalLogBeginner.beginLoggingTo([JsonObserver(out, level, component)])
+        globalLogBeginner.beginLoggingTo([JsonObserver(out, level, component)], redirectStandardIO=False)
+        redirect_printed_lines()
     else:
+        # txaio has Twisted redirect sys.stdout/stderr into the log, where a component's own
+        # print would be an info event, lost at the default level: in text format they stay
+        # the process's own streams, a print goes where it would without datasock
+        # (docs/operations.rst "Logs")
+        stdout, stderr = sys.stdout, sys.stderr
         txaio.start_logging(level=level, out=out)
+        sys.stdout, sys.stderr = stdout, stderr
     if _LEVELS.index(level) < _LEVELS.index("debug"):
         # autobahn's Component logs every (re)connection attempt (33-35 lines while a router
         # restarts); datasock.client says it once per lost connection and once when it is back

@@ -228,6 +228,17 @@ def parse_time_arg(text, now=None):
     return wire_time(_check_range(seconds, text, "time argument"))
 
 
+#: how CSV output writes sample times (``datasock get``/``tail --time-format``, ``/api/data``'s
+#: ``time_format``) and the name of its time column: Unix seconds with 6 decimals
+#: (:func:`format_unix`) or ISO 8601 UTC with milliseconds (:func:`format_iso`)
+CSV_TIME_COLUMN = {"unix": "t", "iso": "time"}
+
+
+def format_unix(t):
+    """Unix seconds as CSV output writes them: 6 decimals (``'1700000000.500000'``)."""
+    return f"{_finite_number(t, 't'):.6f}"
+
+
 def format_iso(t):
     """Format Unix seconds as UTC ISO 8601 with milliseconds, e.g.
     ``'2026-11-21T06:00:00.123Z'``.

@@ -392,6 +392,22 @@ class Index:
         return self._run(work)
 
 
+    def stamp(self) -> tuple:
+        """``(files, latest scanned_at)``: changes whenever a scan pass stores or forgets a file."""
+        def work(cursor):
+            cursor.execute(self._sql(schema.INDEX_STAMP))
+            count, latest = cursor.fetchone()
+            return int(count), None if latest is None else float(latest)
+        return self._run(work)
+
+    def field_names(self) -> frozenset:
+        """``{(provider id, field name)}`` of every field the index holds."""
+        def work(cursor):
+            cursor.execute(self._sql(schema.FIELD_NAMES))
+            return frozenset((int(row[0]), row[1]) for row in cursor.fetchall())
+        return self._run(work)
+
+
 def _chunks(names: Sequence[str]) -> list[list[str]]:
     names = list(dict.fromkeys(names))
     return [names[i:i + schema.MAX_IN_LIST] for i in range(0, len(names), schema.MAX_IN_LIST)]

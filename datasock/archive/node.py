@@ -44,10 +44,31 @@ def _answerable(method):
     return wrapper
 
 
+class FieldWatch:
+    """Whether the index's set of fields changed since the last look (pure): the set is read
+    again only when the index's stamp (:meth:`Index.stamp`) moved, i.e. a scan pass stored or
+    forgot a file. The first look only remembers (the hub's node_added brings the first list)."""
+
+    def __init__(self):
+        self.stamp = None
+        self.names: frozenset | None = None
+
+    def look(self, stamp, read_names) -> bool:
+        if stamp == self.stamp:
+            return False
+        names = read_names()
+        changed = self.names is not None and names != self.names
+        self.stamp, self.names = stamp, names
+        return changed
+
+
 class ArchiveNode(DataNodeServer):
     description = "so3g housekeeping archive"
     #: the SDK passes min_stride to get_data: long spans are answered from the summaries
     accepts_min_stride = True
+    #: seconds between two looks at the index for fields a scan pass added or removed (then the
+    #: node publishes fields_changed: the HTTP bridge's lists have them at once)
+    FIELD_WATCH_INTERVAL = 5.0
 
     def __init__(self, index: Index, name: str = "archive", cache_bytes: int = 512 << 20,
                  levels: Sequence[int] = summary.LEVELS):
@@ -60,6 +81,32 @@ class ArchiveNode(DataNodeServer):
         self._providers: dict[str, int] = {}
         #: how the last get_data was answered (for tests and benchmarks): parts read per source
         self.last_plan: dict[str, int] = {}
+        self.watch = FieldWatch()
+        self._watching = None
+
+    def started(self, publish, clock=None) -> None:
+        """Look at the index every FIELD_WATCH_INTERVAL s (in a thread) and announce new or
+        removed fields (:meth:`DataNodeServer.fields_changed`)."""
+        from twisted.internet import reactor, task
+
+        self._watching = task.LoopingCall(self.look_for_new_fields)
+        self._watching.clock = clock or reactor
+        self._watching.start(self.FIELD_WATCH_INTERVAL, now=True)
+
+    def look_for_new_fields(self):
+        """One look (a Deferred); an index that does not answer is looked at again next time."""
+        from twisted.internet import threads
+
+        def looked(changed):
+            if changed:
+                log.info("the archive index has new or removed fields: announcing it")
+                self.fields_changed()
+
+        def failed(failure):   # never stops the look: the next one tries again
+            level = log.debug if failure.check(IndexUnavailable) else log.warn
+            level("looking for new fields in the archive index: {exc}", exc=failure.getErrorMessage())
+        d = threads.deferToThread(lambda: self.watch.look(self.index.stamp(), self.index.field_names))
+        return d.addCallbacks(looked, failed)
 
     @_answerable
     def get_fields(self, start: float, end: float) -> list[Field]:

@@ -276,7 +276,8 @@ def _scan(args, config) -> int:
                 print(f"datasock: {exc}", file=sys.stderr)
                 return 1
             if args.once:
-                # sys.__stdout__: logging redirects sys.stdout into the log
+                # sys.__stdout__: the command's result, not a log line (in JSON log format
+                # sys.stdout is the log, datasock.runtime.redirect_printed_lines)
                 print(once_summary(report, time.monotonic() - started), file=sys.__stdout__, flush=True)
                 return 0
             # a pass sleeps what is left of SCAN_INTERVAL; a failed attempt, the whole delay

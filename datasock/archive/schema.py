@@ -142,6 +142,13 @@ FIELDS_IN_RANGE = (
     " GROUP BY p.description, f.block, f.name, f.type")
 
 
+#: what changes whenever a scan pass stores or forgets a file (the archive node's cheap look
+#: for new fields, :class:`datasock.archive.node.FieldWatch`)
+INDEX_STAMP = "SELECT COUNT(*), MAX(scanned_at) FROM ds_files"
+#: every field the index holds, once: (provider id, name)
+FIELD_NAMES = "SELECT DISTINCT provider_id, name FROM ds_fields"
+
+
 def render(sql: str, dialect: str) -> str:
     """``sql`` (written with ``?`` placeholders, ``{pk}`` and ``{blob}``) in ``dialect``'s spelling."""
     spelling = DIALECTS[dialect]

@@ -10,6 +10,7 @@ trims to [start, end), downsamples with M4 and converts numpy for the wire.
 """
 from __future__ import annotations
 
+import collections
 import time
 from typing import Any, Iterable, Mapping
 
@@ -55,6 +56,16 @@ class DataNodeServer:
 
         ``publish(timeline, t, values)`` sends new samples to live subscribers.
         """
+
+    #: set by the SDK when the node starts (:meth:`NodeRunner.fields_changed`)
+    _fields_changed_hook = None
+
+    def fields_changed(self) -> None:
+        """Tell consumers that this node's fields changed (the HTTP bridge asks get_fields again
+        at once, instead of at its next refresh). Call on the reactor thread; nothing happens
+        before the node started."""
+        if self._fields_changed_hook is not None:
+            self._fields_changed_hook()
 
     # how the SDK calls the two methods above: blocking ones go to the thread pool
     def _call(self, method, *args) -> defer.Deferred:
@@ -160,6 +171,8 @@ class NodeRunner:
         #: fields seen in published samples (a new one publishes fields_changed) and its timer
         self._sent_fields: set[str] = set()
         self._fields_call = None
+        #: live sample events published while not connected (MAX_UNSENT at most)
+        self._unsent: collections.deque = collections.deque(maxlen=self.MAX_UNSENT)
         #: get_data/get_fields counts (datasock.metrics); None: this runner's own, served on
         #: DATASOCK_METRICS_PORT from start() (the MQTT adapter passes its own and serves it)
         self._own_metrics = metrics is None
@@ -222,9 +235,21 @@ class NodeRunner:
                 wire.ARRAYS: list(wire.ARRAY_DTYPES)}
 
     # -- live samples -------------------------------------------------------------------
+    #: sample events kept while the node is not connected (its first sample, taken before its
+    #: session joins; a router restart), sent once it joins; past it the oldest go
+    MAX_UNSENT = 1000
+
     def publish(self, timeline: str, t, values: Mapping[str, Any]) -> None:
         if self.session is None:
+            self._unsent.append((timeline, t, values))
             return
+        self._send(timeline, t, values)
+
+    def _send_unsent(self) -> None:
+        while self._unsent and self.session is not None:
+            self._send(*self._unsent.popleft())
+
+    def _send(self, timeline: str, t, values: Mapping[str, Any]) -> None:
         self.session.publish(self.uri(wire.samples_topic(self.node.name)),
                              wire.to_wire({"timeline": timeline, "t": t, "data": values}))
         if any(f not in self._sent_fields for f in values):
@@ -267,6 +292,7 @@ class NodeRunner:
                 return
             raise
         self.session = session
+        self._send_unsent()
         yield session.subscribe(lambda *a, **kw: self._run(session, self.announcer.hub_online()),
                                 self.uri(wire.HUB_ONLINE))
         yield self._run(session, self.announcer.registered())
@@ -322,6 +348,7 @@ class NodeRunner:
         if self._own_metrics:
             self.serve_metrics()
         comp = self.make_component()
+        self.node._fields_changed_hook = self.fields_changed
         self.node.started(self.publish)
         return start_component(self.reactor, comp)
 

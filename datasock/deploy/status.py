@@ -9,8 +9,9 @@ pure and unit-tested. :func:`gather` is the thin shell that observes: it opens t
 ports, joins the router once as the consumer user, reads the certificate and the
 archive index. Nothing is changed anywhere (no database or file is created).
 
-A check that does not apply (no archive extra installed, no SQL_HOST) is ``skip``
-and does not make the stack unwell. The exit status is 0 when no check failed, 1
+A part the stack does not run (no archive: neither an index, an archive node nor a
+``.g3`` file; no MQTT broker and none ``datasock up`` could start) is ``skip`` and does
+not make the stack unwell; a part still starting (the archive's first scan) is ``ok``. The exit status is 0 when no check failed, 1
 otherwise (docs/cli.rst, "Exit status").
 """
 from __future__ import annotations
@@ -124,6 +125,19 @@ def port_check(name: str, host: str, port: int, setting: str, listening: bool,
     return Check(name, OK, f"{where} held by {who}", data)
 
 
+def mqtt_port_check(host: str, port: int, listening: bool, holder: Holder | None, answer: str | None,
+                    now: float, url_set: bool, can_embed: bool) -> Check:
+    """The MQTT broker's port. Nothing listening is ``skip`` when the stack runs no broker:
+    DATASOCK_MQTT_URL left at its default and no Mosquitto ``datasock up`` could start
+    (``can_embed``); a broker the settings name, or one ``up`` would start, fails."""
+    if not listening and not url_set and not can_embed:
+        return Check("port mqtt", SKIP, f"no MQTT broker at {host}:{port} and none to start (mosquitto is not "
+                     "installed): this stack runs without MQTT (apt install mosquitto, or set "
+                     "DATASOCK_MQTT_URL)", {"host": host, "port": port, "setting": "DATASOCK_MQTT_URL",
+                                            "pid": None, "process": None})
+    return port_check("port mqtt", host, port, "DATASOCK_MQTT_URL", listening, holder, answer, now)
+
+
 def router_check(url: str, error: str | None, now: float, holder: Holder | None = None) -> Check:
     """Joining the router as the consumer user: ``error`` is why it failed (None: joined)."""
     if error is not None:
@@ -193,27 +207,55 @@ def certificate_check(path: str, der: bytes | None, not_after: float | None, pre
     return Check("certificate", OK, f"SHA-256 {fp}, expires {expires} ({int(left)} days){same}", data)
 
 
-def database_check(where: str, error: str | None, configured: bool = True) -> Check:
-    if not configured:
-        return Check("archive database", SKIP, f"archive index {where} (no SQL_HOST)", {"where": where})
+def database_check(where: str, error: str | None, sqlite: bool = False) -> Check:
+    """The archive index answers: a read-only connection to MariaDB/MySQL (``SQL_HOST``), or
+    the SQLite file opened read-only (the default stack's index)."""
     if error is not None:
         return Check("archive database", FAIL, f"archive index {where}: {error}", {"where": where})
-    return Check("archive database", OK, f"archive index {where} answers", {"where": where})
+    kind = "(SQLite, no SQL_HOST) opens" if sqlite else "answers"
+    return Check("archive database", OK, f"archive index {where} {kind}", {"where": where})
+
+
+def no_index_checks(where: str, directory: str, on_disk: Sequence[tuple[str, int, float]],
+                    archive_age: float | None, now: float, scan_interval: float) -> list[Check]:
+    """The database and lag checks when the index does not exist yet (no SQLite file, no
+    MariaDB/MySQL database or table): the scanner makes it on its first pass.
+
+    ``archive_age``: how long the hub has listed the archive node (None: not listed). A stack
+    with neither an archive node nor a ``.g3`` file runs no archive (``skip``). Otherwise the
+    first scan is running (``ok``) while the archive node and the newest file are younger
+    than SCAN_INTERVAL + :data:`LAG_SLACK`; past that it fails (is ``datasock scan`` running?).
+    """
+    data = {"where": where, "files": len(on_disk), "indexed": 0, "pending": len(on_disk), "first_scan": True}
+    if archive_age is None and not on_disk:
+        text = f"no index at {where} and no .g3 file under {directory}: this stack runs no archive"
+        return [Check("archive database", SKIP, text, data), Check("archive lag", SKIP, text, data)]
+    since = [age for age in (archive_age, *(now - m for _, _, m in on_disk)) if age is not None]
+    waited = min(since)
+    if waited <= scan_interval + LAG_SLACK:
+        text = f"first scan running: no index at {where} yet ({len(on_disk)} .g3 files under {directory})"
+        return [Check("archive database", OK, text, data), Check("archive lag", OK, text, data)]
+    node = f", the archive node registered {age_text(archive_age)} ago" if archive_age is not None else ""
+    text = (f"no index at {where} although {len(on_disk)} .g3 files are under {directory}{node}: "
+            f"is `datasock scan` running?")
+    return [Check("archive database", FAIL, text, data), Check("archive lag", FAIL, text, data)]
 
 
 def archive_lag_check(on_disk: Sequence[tuple[str, int, float]], indexed: Mapping[str, tuple[int, float]],
-                      now: float, scan_interval: float) -> Check:
+                      now: float, scan_interval: float, last_indexed: float | None = None) -> Check:
     """Files on disk ``[(path, size, mtime)]`` against the index's ``{path: (size, mtime)}``.
 
     The lag is how long the oldest change not yet in the index has waited (0 when the index
-    has every file as it is on disk); over SCAN_INTERVAL + :data:`LAG_SLACK` it fails.
+    has every file as it is on disk); over SCAN_INTERVAL + :data:`LAG_SLACK` it fails, unless
+    the scanner is working through them: it indexed a file (``last_indexed``, Unix time) less
+    than that long ago (a first scan of a large archive, or many files copied in at once).
     """
     pending = [(p, s, m) for p, s, m in on_disk if indexed.get(p) != (s, m)]
     newest_disk = max((m for _, _, m in on_disk), default=None)
     newest_indexed = max((m for _, m in indexed.values()), default=None)
     lag = max(0.0, now - min(m for _, _, m in pending)) if pending else 0.0
     data = {"files": len(on_disk), "indexed": len(indexed), "pending": len(pending), "lag": lag,
-            "newest_file": newest_disk, "newest_indexed": newest_indexed}
+            "newest_file": newest_disk, "newest_indexed": newest_indexed, "last_indexed": last_indexed}
     if not on_disk:
         return Check("archive lag", OK, "no .g3 file on disk yet", data)
     if not pending:
@@ -221,9 +263,14 @@ def archive_lag_check(on_disk: Sequence[tuple[str, int, float]], indexed: Mappin
                      f"{age_text(now - newest_disk)} ago", data)
     detail = (f"{len(pending)} of {len(on_disk)} files not indexed as they are on disk, "
               f"the oldest change waiting {age_text(lag)}")
-    if lag > scan_interval + LAG_SLACK:
-        return Check("archive lag", FAIL, detail + " (is `datasock scan` running?)", data)
-    return Check("archive lag", OK, detail + " (the next pass will index them)", data)
+    limit = scan_interval + LAG_SLACK
+    if lag <= limit:
+        return Check("archive lag", OK, detail + " (the next pass will index them)", data)
+    if last_indexed is not None and now - last_indexed <= limit:
+        first = "first scan running: " if len(pending) > len(on_disk) - len(pending) else ""
+        return Check("archive lag", OK, f"{first}{detail}; the scanner is working through them "
+                     f"(it indexed a file {age_text(now - last_indexed)} ago)", data)
+    return Check("archive lag", FAIL, detail + " (is `datasock scan` running?)", data)
 
 
 # -- the shell: observing ------------------------------------------------------------------
@@ -332,18 +379,29 @@ def probe_mysql(config, timeout: float) -> tuple[Any, str | None]:
                                        password=config.sql_passwd or "", database=config.sql_db,
                                        connection_timeout=seconds, read_timeout=seconds)
     except (mysql.connector.Error, OSError, ValueError) as exc:
+        if getattr(exc, "errno", None) == 1049:      # unknown database: the scanner creates it
+            return None, None
         return None, str(exc).strip() or type(exc).__name__
     return conn, None
 
 
-def read_index(conn) -> dict[str, tuple[int, float]]:
-    """``{path: (size, mtime)}`` of the files the archive index holds."""
+def read_index(conn) -> tuple[dict[str, tuple[int, float]], float | None]:
+    """``{path: (size, mtime)}`` of the files the archive index holds, and when the scanner
+    last indexed one (Unix time; None when it holds none)."""
     cursor = conn.cursor()
     try:
-        cursor.execute("SELECT path, size, mtime FROM ds_files")
-        return {row[0]: (int(row[1]), float(row[2])) for row in cursor.fetchall()}
+        cursor.execute("SELECT path, size, mtime, scanned_at FROM ds_files")
+        rows = cursor.fetchall()
+        return ({row[0]: (int(row[1]), float(row[2])) for row in rows},
+                max((float(row[3]) for row in rows), default=None))
     finally:
         cursor.close()
+
+
+def _no_table(exc: BaseException) -> bool:
+    """The index's database exists but the scanner has not made its tables yet."""
+    text = str(exc).lower()
+    return "no such table" in text or getattr(exc, "errno", None) == 1146   # SQLite / MySQL
 
 
 def files_on_disk(directory) -> list[tuple[str, int, float]]:
@@ -434,6 +492,7 @@ def gather(settings, expected_nodes: Sequence[str] = (), timeout: float = 5.0,
     """Observe the stack the settings describe; every check, in a fixed order."""
     from ..http_bridge import config as http_config
     from ..mqtt import config as mqtt_config
+    from ..mqtt.broker import embedded_broker_plan, mosquitto_binary
     from ..supervisor import probe_host
 
     now = clock()
@@ -457,17 +516,21 @@ def gather(settings, expected_nodes: Sequence[str] = (), timeout: float = 5.0,
     checks.append(port_check("port http", http_host, http.port, "DATASOCK_HTTP_PORT",
                              answer is None or _listening(http_host, http.port, timeout),
                              held.get(http.port), answer, now))
-    broker = mqtt_config.load(environ).url
+    mqtt = mqtt_config.load(environ)
+    broker = mqtt.url
     answer = probe_mqtt(broker.host, broker.port, timeout)
-    checks.append(port_check("port mqtt", broker.host, broker.port, "DATASOCK_MQTT_URL",
-                             answer is None or _listening(broker.host, broker.port, timeout),
-                             held.get(broker.port), answer, now))
+    listening = answer is None or _listening(broker.host, broker.port, timeout)
+    can_embed = embedded_broker_plan(False, mqtt, mosquitto_binary())[0]
+    checks.append(mqtt_port_check(broker.host, broker.port, listening, held.get(broker.port), answer, now,
+                                  "DATASOCK_MQTT_URL" in (os.environ if environ is None else environ),
+                                  can_embed))
 
     # router, hub, nodes
     router_error, listing, hub_error = wamp_probe(settings, timeout)
     checks.append(router_check(settings.router_url, router_error, now, held.get(settings.tls_port)))
     checks.append(hub_check(listing, hub_error))
-    checks += node_checks(listing, now, expected_nodes)
+    nodes = node_checks(listing, now, expected_nodes)
+    checks += nodes
 
     path, der, not_after, cert_error = read_certificate(settings.home)
     checks.append(certificate_check(path, der, not_after, presented, now, cert_error))
@@ -477,25 +540,33 @@ def gather(settings, expected_nodes: Sequence[str] = (), timeout: float = 5.0,
 
     archive = load_config(environ)
     where = index_location(archive)
+    archive_age = next((c.data["age"] for c in nodes if c.data.get("node") == archive.node_name
+                        and c.status == OK), None)
     if archive.sql_host:
         conn, error = probe_mysql(archive, timeout)
-        checks.append(database_check(where, error))
     else:
         conn, error = _open_sqlite(archive.sqlite_path, timeout)
-        checks.append(database_check(where, error, configured=False))
-    if conn is None:
-        checks.append(Check("archive lag", FAIL if archive.sql_host or error else SKIP,
-                            f"not measured: {error or 'no index'}"))
+    if error is not None:
+        checks.append(database_check(where, error))
+        checks.append(Check("archive lag", FAIL, f"not measured: the index {where} cannot be read"))
         return checks
+    on_disk = files_on_disk(archive.data_directory)
+    if conn is None:    # no index yet
+        return checks + no_index_checks(where, str(archive.data_directory), on_disk, archive_age, clock(),
+                                        archive.scan_interval)
     try:
-        indexed = read_index(conn)
+        indexed, last_indexed = read_index(conn)
     except Exception as exc:   # a database error, or an index the scanner has not made yet
-        checks.append(Check("archive lag", FAIL, f"cannot read the index {where}: {exc}"))
+        if _no_table(exc):
+            return checks + no_index_checks(where, str(archive.data_directory), on_disk, archive_age,
+                                            clock(), archive.scan_interval)
+        checks.append(database_check(where, f"cannot read the index: {exc}"))
+        checks.append(Check("archive lag", FAIL, f"not measured: the index {where} cannot be read"))
         return checks
     finally:
         conn.close()
-    checks.append(archive_lag_check(files_on_disk(archive.data_directory), indexed, clock(),
-                                    archive.scan_interval))
+    checks.append(database_check(where, None, sqlite=not archive.sql_host))
+    checks.append(archive_lag_check(on_disk, indexed, clock(), archive.scan_interval, last_indexed))
     return checks
 
 
@@ -511,7 +582,7 @@ def _open_sqlite(path, timeout: float):
     import sqlite3
 
     if not path.exists():
-        return None, f"no index at {path} yet (the scanner has not run)"
+        return None, None      # no index yet: the scanner makes it
     try:
         return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout), None
     except sqlite3.Error as exc:

@@ -157,7 +157,8 @@ def install(app: Flask, settings: HttpSettings) -> None:
         if settings.cors_origin:
             response.headers["Access-Control-Allow-Origin"] = settings.cors_origin
             response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-            response.headers["Access-Control-Allow-Headers"] = "accept, content-type, authorization"
+            response.headers["Access-Control-Allow-Headers"] = \
+                "accept, content-type, authorization, x-datasock-format"
             response.headers["Access-Control-Max-Age"] = "3600"
             if settings.cors_origin != "*":
                 response.headers.add("Vary", "Origin")   # beside a gzipped /query's Accept-Encoding

@@ -18,7 +18,7 @@ from .errors import RequestError
 from .targets import FILTER_OPERATORS, TAG_KEYS, Filter, split_target
 
 MODES = ("min-max", "mean", "raw")
-FORMATS = ("timeseries", "table", "annotations")
+FORMATS = ("timeseries", "table", "annotations", "frames")
 
 
 def now() -> float:
@@ -140,8 +140,8 @@ def _payload(target: Mapping) -> dict:
     return need_object(payload, "target payload")
 
 
-def parse_target(target: Any, index: int) -> Target | None:
-    """One entry of ``targets`` (None when hidden)."""
+def parse_target(target: Any, index: int, default_format: str = "timeseries") -> Target | None:
+    """One entry of ``targets`` (None when hidden); ``default_format`` for a target that names none."""
     target = need_object(target, f"targets[{index}]")
     if target.get("hide") is True:
         return None
@@ -156,7 +156,7 @@ def parse_target(target: Any, index: int) -> Target | None:
         raise RequestError(f"payload mode must be one of {list(MODES)}, got {mode!r}")
     fmt = payload.get("format")
     if fmt is None:  # SimpleJSON says it with the target type
-        fmt = "table" if target.get("type") == "table" else "timeseries"
+        fmt = "table" if target.get("type") == "table" else default_format
     fmt = need_string(fmt, "payload format")
     if fmt not in FORMATS:
         raise RequestError(f"payload format must be one of {list(FORMATS)}, got {fmt!r}")
@@ -173,7 +173,8 @@ class Query:
     filters: tuple[Filter, ...]
 
 
-def parse_query(body: Mapping, now: float, max_targets: int | None = None) -> Query:
+def parse_query(body: Mapping, now: float, max_targets: int | None = None,
+                default_format: str = "timeseries") -> Query:
     """A /query request (simpod or SimpleJSON); unknown keys are ignored.
 
     With ``max_targets``, a request listing more targets than that is refused before
@@ -188,7 +189,7 @@ def parse_query(body: Mapping, now: float, max_targets: int | None = None) -> Qu
     if max_targets is not None and len(targets) > max_targets:
         raise RequestError(f"{len(targets)} targets in one request; at most {max_targets} series "
                            f"(DATASOCK_HTTP_MAX_SERIES) may be asked at once", "too_many_series")
-    parsed = [parse_target(t, i) for i, t in enumerate(targets)]
+    parsed = [parse_target(t, i, default_format) for i, t in enumerate(targets)]
     filters = parse_filters(body.get("filters")) + parse_filters(body.get("adhocFilters"))
     return Query(start, end, positive_number(body.get("maxDataPoints"), "maxDataPoints"),
                  positive_number(body.get("intervalMs"), "intervalMs"),

@@ -30,7 +30,7 @@ from .frames import encode, error_frame, notice
 from .merge import joined_reply
 from .parsing import Query, Target
 from .reduction import bucket_means, min_stride, point_budget
-from .targets import Catalog, combined_nodes, expand, is_glob, target_name
+from .targets import Catalog, combined_nodes, expand, is_glob, recorded_fields, target_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +107,8 @@ def plan(query: Query, catalog: Catalog, m4_nodes: frozenset[str] = frozenset(),
     for target in query.targets:
         pairs = expanded.get((target.node, target.field))
         if pairs is None:
-            pairs = expanded[target.node, target.field] = expand(target, catalog, query.filters)
+            pairs = expanded[target.node, target.field] = expand(target, catalog, query.filters,
+                                                                 recorded_fields(catalog, archive))
         series += max(1, len(pairs))
         if max_series is not None and series > max_series:
             raise RequestError(f"the targets expand to more than {max_series} series (fields); ask for "
@@ -266,13 +267,15 @@ def _times(timeline: Mapping, known: dict | None) -> np.ndarray:
 
 
 def series(item: Item, reply: Mapping, catalog: Catalog, start: float = 0.0, end: float | None = None,
-           max_points: int | None = None, known_times: dict | None = None) -> dict:
+           max_points: int | None = None, known_times: dict | None = None,
+           encoded_times: dict | None = None) -> dict:
     """The answer for one (node, field) of a target from its node's reply.
 
     With ``max_points``, a min-max series (any type) answers at most that many points
     and a mean series at most that many bucket means, trimmed to [start, end).
     Values and times may be lists or numpy arrays (a node that packs arrays);
-    ``known_times`` lets the fields of one timeline share one conversion of its times.
+    ``known_times`` lets the fields of one timeline share one conversion of its times, and
+    ``encoded_times`` one encoding of them in a ``frames`` answer.
     """
     name = target_name(item.node, item.field)
     target = item.target
@@ -307,6 +310,8 @@ def series(item: Item, reply: Mapping, catalog: Catalog, start: float = 0.0, end
         return frames.table(name, target.ref_id, t, numbers if field_type == "number" else values,
                               field_type, notices)
     if field_type == "number":
+        if target.format == "frames":
+            return frames.columnar(name, target.ref_id, t, numbers, notices, encoded_times)
         return frames.timeseries(name, target.ref_id, t, numbers, notices)
     return frames.frame(name, target.ref_id, t, values, field_type, notices)
 
@@ -317,6 +322,7 @@ def answers(the_plan: Plan, results: Mapping[tuple, Any], catalog: Catalog) -> I
     ``results`` maps each fetch key to the node's reply or to the exception it raised.
     """
     known_times: dict = {}
+    encoded_times: dict = {}
     for item in the_plan.items:
         name = target_name(item.node, item.field) if item.node else item.target.text
         if item.error is not None:
@@ -333,7 +339,7 @@ def answers(the_plan: Plan, results: Mapping[tuple, Any], catalog: Catalog) -> I
                 yield error_frame(name, item.target.ref_id, f"{name}: {describe_error(reply)}")
             else:
                 yield series(item, reply, catalog, the_plan.start, the_plan.end, the_plan.max_points,
-                             known_times)
+                             known_times, encoded_times)
 
 
 def answer(the_plan: Plan, results: Mapping[tuple, Any], catalog: Catalog) -> tuple[list, list[str]]:
@@ -433,12 +439,13 @@ def data_plan(node: Any, fields: list[str], catalog: Catalog, start: float, end:
 def data_reply(the_plan: DataPlan, results: Mapping[str, Any], catalog: Catalog
                ) -> tuple[dict, dict[str, str], list[dict]]:
     """One get_data-shaped reply for the fields of ``the_plan`` from its nodes' replies, the
-    timeline of each field in it and the notices (which part came from where). A joined
-    field has a timeline of its own (``joined:<field>``); a field that is not joined keeps
-    its node's. ValueError naming the node and its error when a field has no answer at all
-    (``args``: message, node, exception)."""
+    timeline of each field in it and the notices (which part came from where). Each field
+    keeps its live node's timeline name (a joined one too, :func:`datasock.joins.series_timeline`);
+    fields of one timeline whose joined times differ are named apart
+    (:func:`datasock.joins.name_timelines`). ValueError naming the node and its error when a
+    field has no answer at all (``args``: message, node, exception)."""
     out: dict[str, Any] = {"data": {}, "timeline": {}}
-    timelines: dict[str, str] = {}
+    wanted: list[tuple[str, str, Mapping]] = []
     notices: list[dict] = []
     for join in the_plan.joins:
         replies = [results.get(s.node) for s in join.sources]
@@ -451,22 +458,22 @@ def data_reply(the_plan: DataPlan, results: Mapping[str, Any], catalog: Catalog
             values = (reply.get("data") or {}).get(source.field)
             if tl is None or values is None:
                 continue
-            name = "joined:" + join.field
-            out["data"][join.field], out["timeline"][name], timelines[join.field] = values, tl, name
+            name = next((k for k, v in (reply.get("timeline") or {}).items() if v is tl), None)
+            out["data"][join.field] = values
+            wanted.append((join.field, joins.series_timeline(join, [meta]) if name is None else name, tl))
             continue
         if not join.sources:
             raise RequestError(f"none of {joins.combined_nodes(join.node)} has field {join.field!r}", "bad_target")
         try:
-            merged_reply, _, said = joined_reply(join, replies, catalog, describe_error)
+            merged_reply, meta, said = joined_reply(join, replies, catalog, describe_error)
         except ValueError as exc:
             failed = next(((s.node, r) for s, r in zip(join.sources, replies) if isinstance(r, BaseException)),
                           (join.sources[0].node, None))
             raise ValueError(f"{join.field}: {exc}", *failed) from None
-        name = "joined:" + join.field
         out["data"][join.field] = merged_reply["data"][join.field]
-        out["timeline"][name] = merged_reply["timeline"]["joined"]
-        timelines[join.field] = name
+        wanted.append((join.field, meta["timeline"], merged_reply["timeline"][meta["timeline"]]))
         notices += [dict(n, text=f"{join.field}: {n['text']}") for n in said]
+    out["timeline"], timelines = joins.name_timelines(wanted)
     for reply in results.values():      # (what rest's notice headers say of a node's own cut)
         if isinstance(reply, Mapping) and "downsampled" in reply:
             out["downsampled"] = reply["downsampled"]

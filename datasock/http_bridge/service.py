@@ -21,7 +21,7 @@ from twisted.web.server import Site
 from twisted.web.wsgi import WSGIResource
 
 from .. import metrics as metrics_mod, windows, wire
-from ..client import call, component, credentials, get_data, node_info
+from ..client import call, component, credentials, get_data, known_info, node_info
 from ..settings import Settings
 from . import live
 from .app import create_app
@@ -217,20 +217,25 @@ class Bridge:
         names = {n["name"]: n.get("description", "") for n in listing if isinstance(n, dict) and "name" in n}
         for gone in self.fields.nodes() - set(names):
             self.fields.drop_node(gone)
-        yield defer.DeferredList([self._load_node(n, d) for n, d in names.items()], consumeErrors=True)
+        yield defer.DeferredList([self._load_node(n, d, reuse_info=True) for n, d in names.items()],
+                                 consumeErrors=True)
 
-    def _load_node(self, name: str, description: str) -> defer.Deferred:
+    def _load_node(self, name: str, description: str, reuse_info: bool = False) -> defer.Deferred:
         """Ask one node for its fields, at most ``refresh_concurrency`` nodes at a time."""
-        return self._loads.run(self._ask_node, name, description)
+        return self._loads.run(self._ask_node, name, description, reuse_info)
 
     @defer.inlineCallbacks
-    def _ask_node(self, name: str, description: str):
+    def _ask_node(self, name: str, description: str, reuse_info: bool = False):
         session = self.session
         if session is None:
             return
         # get_info (datasock's SDK only) says whether the node does M4 and has no 1 MiB cap;
         # any error (no_such_procedure from a sisock node) means a node without
-        info = node_info(session, self.settings, name, timeout=self.http.query_timeout)
+        # the periodic refresh reuses a datasock node's answer from this session (a node that
+        # restarts is added again by the hub, and asked again): half the calls of an idle refresh
+        known = known_info(session, name) if reuse_info else None
+        info = defer.succeed(known) if isinstance(known, dict) else \
+            node_info(session, self.settings, name, timeout=self.http.query_timeout)
         try:
             reply = yield call(session, self.settings, wire.node_procedure(name, "get_fields"),
                                FIELDS_SINCE, 0, timeout=self.http.query_timeout)

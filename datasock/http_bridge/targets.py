@@ -29,7 +29,8 @@ FILTER_OPERATORS = ("=", "!=", "=~", "!~", "<", ">")
 Catalog = Mapping[str, Mapping[str, Mapping[str, Any]]]
 
 __all__ = ["SEPARATOR", "COMBINE", "TAG_KEYS", "FILTER_OPERATORS", "Catalog", "Filter", "is_glob",
-           "target_name", "split_target", "combined_nodes", "combined_meta", "expand", "search"]
+           "target_name", "split_target", "combined_nodes", "combined_meta", "expand", "search",
+           "recorded_fields"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,12 +103,42 @@ def _names(names, pattern: str) -> list[str]:
     return [pattern] if pattern in names else []
 
 
-def expand(target: "Target", catalog: Catalog, filters: Sequence[Filter] = ()) -> list[tuple[str, str]]:
+#: one (archive fields mapping, archive name, answer) of :func:`recorded_fields`: the catalog
+#: snapshot's mapping is replaced, never changed, when the archive's fields change
+_recorded_cache: list = [(None, None, {})]
+
+
+def recorded_fields(catalog: Catalog, archive: str | None) -> Mapping[str, Mapping[str, Mapping[str, Any]]]:
+    """The fields the archive holds of each recorded node: node ``N`` -> field ``F`` -> the
+    archive's metadata of ``recorded_name(N, F)`` = ``N.F`` (node names have no dot, so the
+    first dot ends the node). Empty without an archive in the catalog."""
+    held = catalog.get(archive) if archive is not None else None
+    if not held:
+        return {}
+    cached, cached_archive, answer = _recorded_cache[0]
+    if cached is held and cached_archive == archive:
+        return answer
+    out: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for name, meta in held.items():
+        node, dot, field = name.partition(".")
+        if dot and field and node != archive:
+            out.setdefault(node, {})[field] = meta
+    _recorded_cache[0] = (held, archive, out)
+    return out
+
+
+def expand(target: "Target", catalog: Catalog, filters: Sequence[Filter] = (),
+           recorded: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None) -> list[tuple[str, str]]:
     """The (node, field) pairs a target names, in catalog order, after ad hoc filters.
 
     A target without globs names its pair even when the catalog does not know it
     (the node answers for itself); filters still apply to what the catalog knows.
     A combined target's fields are those of any of its nodes.
+
+    ``recorded`` (:func:`recorded_fields`): a field glob of a node also matches the
+    node's fields only its recording holds (a field the node no longer has), and a
+    plain node that is no longer live but recorded (``gone::*``) has those; a node glob
+    matches live nodes only.
     """
     parts = combined_nodes(target.node)
     if len(parts) > 1:
@@ -122,9 +153,15 @@ def expand(target: "Target", catalog: Catalog, filters: Sequence[Filter] = ()) -
         if all(f.matches(target.node, target.field, meta) for f in filters):
             return [(target.node, target.field)]
         return []
+    recorded = recorded or {}
+    nodes = _names(catalog, target.node)
+    if not nodes and not is_glob(target.node) and target.node in recorded:
+        nodes = [target.node]       # recorded, no longer live
     out = []
-    for node in sorted(_names(catalog, target.node)):
-        fields = catalog[node]
+    for node in sorted(nodes):
+        fields = catalog.get(node, {})
+        if recorded.get(node):
+            fields = {**recorded[node], **fields}   # the live node's metadata wins
         out += [(node, f) for f in sorted(_names(fields, target.field))
                 if all(flt.matches(node, f, fields[f]) for flt in filters)]
     return out

@@ -31,7 +31,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     def program(settings, config) -> None:
         from .service import RecorderService
 
-        runtime.react(lambda reactor: RecorderService(settings, config, reactor).start(),
-                      prog="datasock recorder")
+        from .. import metrics as metrics_mod
+
+        def start(reactor):
+            metrics_settings = metrics_mod.load_settings()
+            service = RecorderService(settings, config, reactor,
+                                      metrics=metrics_mod.build("recorder", metrics_settings.port is not None))
+            metrics_mod.serve_reactor(reactor, service.metrics, metrics_settings, service.health)
+            return service.start()
+        runtime.react(start, prog="datasock recorder")
 
     return runtime.run_program("datasock recorder", program, lambda settings: load())

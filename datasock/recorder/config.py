@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Mapping
 
@@ -11,6 +12,13 @@ from .rules import Rules, parse_keep_days, parse_rates, parse_selection
 
 #: where the recorder writes under the archive's DATA_DIRECTORY unless DATASOCK_RECORD_DIR says
 RECORDED_SUBDIR = "recorded"
+
+
+def parse_nonnegative_float(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < math.inf:
+        raise ValueError(f"{value} is not a finite number >= 0")
+    return value
 
 
 def _selection(text: str) -> tuple[str, ...]:
@@ -57,6 +65,12 @@ SETTINGS = Group("recorder", "The recorder (datasock recorder): live samples int
             "Retention: ``<node glob>=<days>`` words, the first match wins: a node's recorded files "
             "last written more than that many days ago are deleted (the scanner then forgets them). "
             "A node no word matches is kept forever.", _keep, show=_pairs_text),
+    Setting("DATASOCK_RECORD_CATCHUP", "catchup_seconds", "86400",
+            "Catch-up after a gap: at start, when its router connection comes back and when a "
+            "recorded node joins, the recorder asks each node for the samples since the newest one "
+            "it recorded of it (read back from its own files at start), at most this many seconds "
+            "back (also how far back a node recorded for the first time is filled from its "
+            "buffer); 0: no catch-up.", parse_nonnegative_float),
     Setting("DATASOCK_RECORD_MAX_PENDING", "max_pending", "2000000",
             "Most samples held in memory between two writes; past it the oldest wait is cut short "
             "(written at once) and, while a write is still under way, new samples are dropped and "
@@ -74,6 +88,7 @@ class RecorderSettings:
     rotate_seconds: float
     rotate_mb: float
     keep_days: tuple[tuple[str, float], ...] | None
+    catchup_seconds: float
     max_pending: int
 
     @property

@@ -137,6 +137,9 @@ class Recording:
         self.counters = Counters()
         self._due: dict[tuple[str, str, float], float] = {}
         self._files: dict[str, _File] = {}
+        #: node -> the newest sample time offered of it (kept or left out by a cap): where a
+        #: catch-up after a gap in what the recorder heard starts (.catchup)
+        self.seen: dict[str, float] = {}
 
     # -- samples in ---------------------------------------------------------------------------
     def offer(self, node: str, event: Any, now: float) -> int:
@@ -149,6 +152,9 @@ class Recording:
         timeline, times, data = _check_event(event)
         if not times:
             return 0
+        newest = max(times)
+        if newest > self.seen.get(node, 0.0):
+            self.seen[node] = newest
         if self.pending_count >= self.max_pending:
             self.counters.dropped += len(times) * len(data)
             return 0

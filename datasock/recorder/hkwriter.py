@@ -55,6 +55,33 @@ def node_files(root: Path, node: str) -> list[tuple[str, float]]:
     return sorted(out)
 
 
+#: files read back, newest first, looking for the node's newest recorded time
+LAST_TIME_FILES = 3
+
+
+def last_time(root: Path, node: str, skip: frozenset | set = frozenset()) -> float | None:
+    """The newest sample time in ``node``'s recorded files (None: none): read back from the
+    newest files (by modification time) that hold samples, the frames before a partial last
+    one of a killed write included (the archive's reader). ``skip``: paths not to read (the
+    files this process wrote: what it heard itself is no measure of what it missed)."""
+    from ..archive import hkfile
+    from .catchup import newest_time
+
+    files = sorted((pm for pm in node_files(root, node) if pm[0] not in skip), key=lambda pm: (pm[1], pm[0]), reverse=True)
+    newest_mtime = None
+    ranges = []
+    for path, mtime in files[:LAST_TIME_FILES]:
+        span = hkfile.read(path, values=False).time_range
+        if span is None:
+            continue
+        if newest_mtime is None:
+            newest_mtime = mtime
+        ranges.append(span)
+        if mtime < newest_mtime:    # an older file with samples: the newest time is in view
+            break
+    return newest_time(ranges)
+
+
 def recorded_nodes(root: Path) -> list[str]:
     try:
         return sorted(e.name for e in os.scandir(root) if e.is_dir())
@@ -120,6 +147,8 @@ class FileSet:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.files: dict[str, NodeFile] = {}
+        #: the paths of the files this process started
+        self.created: set[str] = set()
 
     def write(self, batch: Batch, now: float) -> int:
         """Write ``batch`` (starting a new file first when it says so); the file's size."""
@@ -127,6 +156,7 @@ class FileSet:
         if batch.new_file or file is None:
             self.close(batch.node)
             file = self.files[batch.node] = NodeFile(file_path(self.root, batch.node, now), batch.node, now)
+            self.created.add(str(file.path))
         return file.write(batch.blocks)
 
     def current(self, node: str) -> str | None:

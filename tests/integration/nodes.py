@@ -51,7 +51,12 @@ class LiveCounter(LiveDataNode):
         return {"count": float(self.n)}
 
 
-KINDS = {"ramp": RampNode, "async": AsyncRampNode, "live": LiveCounter}
+class ShortLiveCounter(LiveCounter):
+    description = "10 Hz counter (live), a buffer of 10 s"
+    capacity = 100
+
+
+KINDS = {"ramp": RampNode, "async": AsyncRampNode, "live": LiveCounter, "short": ShortLiveCounter}
 
 if __name__ == "__main__":
     kind, name = sys.argv[1], sys.argv[2]

@@ -1,7 +1,9 @@
-"""The bridge's catalog follows events, not only its periodic refresh (set to an hour here)."""
+"""The bridge's catalog follows events, not only its periodic refresh (set to an hour here):
+new MQTT fields, nodes that join later, and fields an archive scan pass adds."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import uuid
 
@@ -49,3 +51,49 @@ def test_new_mqtt_fields_and_new_nodes_reach_the_picker_without_a_refresh(stack,
     finally:
         mq.close()
         broker.stop()
+
+
+def write_hk(path, provider: str, fields: list[str], t0: float, seconds: int = 120) -> None:
+    """A small so3g HK file: ``fields`` of one provider at 1 Hz."""
+    import numpy as np
+
+    from datasock.archive import hkfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = hkfile.Writer(str(path), version=2, start_time=t0)
+    writer.add_provider(provider, t0)
+    t = np.arange(t0, t0 + seconds, 1.0)
+    writer.write(provider, {"block": (t, {f: np.sin(t / 10 + i) for i, f in enumerate(fields)})})
+    writer.close()
+
+
+def test_fields_a_scan_pass_adds_reach_the_picker_without_a_refresh(stack, tmp_path):
+    """The archive node looks at its index and publishes fields_changed when a pass adds fields."""
+    import time
+
+    from datasock.hknames import full_name
+
+    data = tmp_path / "hk"
+    env = {"DATA_DIRECTORY": str(data)}
+    provider = "observatory.fresh.feeds.temps"
+    now = time.time()
+    write_hk(data / "1" / "first.g3", provider, ["first"], now - 600)
+    scan = subprocess.run([sys.executable, "-m", "datasock", "scan", "--once"], env={**stack.env, **env},
+                          cwd=stack.tmp, capture_output=True, text=True, timeout=300)
+    assert scan.returncode == 0, scan.stderr
+    stack.start_router()
+    stack.start_hub()
+    node = stack.datasock("archive", "node", "archive", env=env)
+    wait_until(lambda: "archive" in stack.node_names() or not node.alive(), 60, what="archive node listed")
+    bridge = start_bridge(stack, DATASOCK_HTTP_REFRESH="3600")
+    first, second = (f"archive::{full_name(provider, f)}" for f in ("first", "second"))
+    wait_until(lambda: first in bridge.targets(), SOON, what="the archive's first field in the picker")
+    assert second not in bridge.targets()
+
+    write_hk(data / "2" / "second.g3", provider, ["first", "second"], now - 300)
+    scan = subprocess.run([sys.executable, "-m", "datasock", "scan", "--once"], env={**stack.env, **env},
+                          cwd=stack.tmp, capture_output=True, text=True, timeout=300)
+    assert scan.returncode == 0 and "1 read" in scan.stdout, scan.stdout + scan.stderr
+    # the bridge refreshes hourly and the archive node is not empty: only its event brings it
+    wait_until(lambda: second in bridge.targets(), SOON, what="the field the pass added in the picker")
+    assert node.alive(), node.output()

@@ -60,7 +60,7 @@ def test_tail_stops_cleanly_on_ctrl_c(sim_stack):
 
 def test_tail_of_a_node_that_is_not_running(sim_stack):
     out = sim_stack.run_cli("tail", "nosuchnode", "x", "--seconds", "5")
-    assert out.returncode == 1 and "is the node running?" in out.stderr
+    assert out.returncode == 1 and "node 'nosuchnode' is not running: nothing serves" in out.stderr, out.stderr
 
 
 def test_now_relative_times_and_iso_csv(sim_stack):
@@ -114,5 +114,85 @@ def test_scan_once_prints_a_summary(tmp_path):
         assert "--start now-30d" in out.stderr
         full = s.run_cli("fields", "archive", "--start", "1")
         assert full.returncode == 0 and full.stdout and "no field with data" not in full.stderr
+    finally:
+        s.stop_all()
+
+
+def test_each_client_command_names_the_cause(tmp_path):
+    """nodes, fields, get, tail and status with no state, the router down, the hub down, a node
+    missing, a wrong secret and an unknown field: each says what is wrong, never a traceback."""
+    import json
+    import shutil
+
+    from datasock.testing.devstack import Stack
+
+    from .conftest import start_test_node
+
+    s = Stack(tmp_path, log_level="warn")
+    skips = [f"--skip={w}" for w in ("http", "mqtt", "archive")]
+
+    def run(*argv, **env):
+        out = subprocess.run([sys.executable, "-m", "datasock", *argv], env={**s.env, **env}, cwd=s.tmp,
+                             capture_output=True, text=True, timeout=120)
+        assert "Traceback" not in out.stderr, out.stderr
+        return out
+
+    def every_command(node="ramp1", field="ramp", **env):
+        return {"nodes": run("nodes", **env), "fields": run("fields", node, **env),
+                "get": run("get", node, field, "--start", "-10", **env),
+                "tail": run("tail", node, field, "--seconds", "3", **env)}
+
+    try:
+        for name, out in every_command().items():     # no state directory yet
+            assert out.returncode == 1 and "no secrets at" in out.stderr and "start the router once" in out.stderr, \
+                (name, out.stderr)
+        s.start_router()
+        s.router.stop()
+        for name, out in every_command().items():
+            assert out.returncode == 1 and "cannot reach the router at" in out.stderr, (name, out.stderr)
+        status = run("status", "--json", *skips)
+        assert status.returncode == 1
+        assert "cannot join" in {c["name"]: c for c in json.loads(status.stdout)["checks"]}["router"]["detail"]
+
+        s.start_router()                                  # the hub is down
+        for name, out in every_command().items():
+            assert out.returncode == 1, (name, out.stderr)
+            if name == "nodes":
+                assert "the hub is not running" in out.stderr, out.stderr
+            else:
+                assert "node 'ramp1' is not running" in out.stderr and "neither is the hub" in out.stderr, \
+                    (name, out.stderr)
+        assert "the hub is not running" in run("status", *skips).stdout
+
+        s.start_hub()
+        start_test_node(s, "ramp1")
+        wait_until(lambda: "ramp1" in s.node_names(), 30, what="ramp1 listed")
+        for name, out in every_command("ramp2").items():  # a node that is not there
+            if name == "nodes":
+                assert out.returncode == 0 and out.stdout.startswith("ramp1\t"), out.stderr
+                continue
+            assert out.returncode == 1, (name, out.stderr)
+            assert "node 'ramp2' is not running: nothing serves" in out.stderr, (name, out.stderr)
+            assert "the hub lists no such node (it lists ramp1;" in out.stderr, (name, out.stderr)
+        missing = run("status", "--node=ramp2", *skips)
+        assert missing.returncode == 1 and "FAIL  node ramp2" in missing.stdout
+
+        unknown = every_command("ramp1", "rampp")          # a field the node does not have
+        assert unknown["get"].returncode == 0 and unknown["get"].stdout == "t,rampp\n"
+        assert "node 'ramp1' has no data between --start -10 and --end now for rampp" in unknown["get"].stderr
+        assert unknown["tail"].returncode == 0 and "had no data in the last minute for rampp" in unknown["tail"].stderr
+
+        # a state directory whose consumer secret is not the router's
+        other = tmp_path / "other-state"
+        shutil.copytree(s.settings.home, other)
+        secrets = json.loads((other / "secrets.json").read_text())
+        secrets["consumer"] = "not-" + secrets["consumer"]
+        (other / "secrets.json").write_text(json.dumps(secrets))
+        for name, out in every_command(DATASOCK_HOME=str(other)).items():
+            assert out.returncode == 1 and "router refused 'consumer'" in out.stderr, (name, out.stderr)
+            assert f"the secret for 'consumer' in {other}/secrets.json is not the one the router" in out.stderr
+        wrong = run("status", "--json", *skips, DATASOCK_HOME=str(other))
+        router = {c["name"]: c for c in json.loads(wrong.stdout)["checks"]}["router"]
+        assert wrong.returncode == 1 and router["status"] == "FAIL" and "is not the one the router" in router["detail"]
     finally:
         s.stop_all()

@@ -508,3 +508,26 @@ def test_packed_arrays_over_the_router_equal_the_lists_reply_and_reach_grafana(b
                 start="2023-11-14T12:00:00Z", end="2023-11-14T12:10:00Z")
     assert [p[0] for p in raw[0]["datapoints"]] == lists["data"]["f3"]
     assert [p[1] / 1000 for p in raw[0]["datapoints"]] == lists["timeline"]["one_hz"]["t"]
+
+
+def test_frames_hold_what_grafana_makes_of_the_datapoints(bridge):
+    """The data source header X-Datasock-Format: frames over a real stack: each number series
+    the frame Grafana's frontend builds from its datapoints (Time, Value), gzip or not;
+    strings stay frames; without the header, datapoints as before."""
+    body = grafana_query([{"target": "wide::f*", "payload": {"mode": "raw"}}, "wide::mode"],
+                         start="2023-11-14T12:00:00Z", end="2023-11-14T12:10:00Z")
+    pairs = bridge.post("/query", body).json()
+    framed = bridge.post("/query", body, headers={"X-Datasock-Format": "frames", "Accept-Encoding": "gzip"})
+    assert framed.status_code == 200 and framed.headers["Content-Encoding"] == "gzip"
+    framed = framed.json()
+    assert len(framed) == len(pairs) == len(FIELDS) + 1
+    for old, new in zip(pairs, framed):
+        if "datapoints" not in old:          # the string field: the same frame either way
+            assert new == old
+            continue
+        assert new == {"name": old["target"], "refId": old["refId"],
+                       "fields": [{"name": "Time", "type": "time", "config": {},
+                                   "values": [p[1] for p in old["datapoints"]]},
+                                  {"name": "Value", "type": "number", "config": {},
+                                   "values": [p[0] for p in old["datapoints"]]}]}
+        assert len(new["fields"][0]["values"]) == 600

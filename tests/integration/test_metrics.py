@@ -178,6 +178,28 @@ def test_scanner_counts_files_and_samples(stack):
     assert value(scrape(port), "datasock_scan_lag_seconds") < 30
 
 
+def test_recorder_counts_what_it_writes(stack):
+    stack.start_router()
+    stack.start_hub()
+    start_test_node(stack, "mrec", "live")     # a 10 Hz counter that publishes its samples
+    port, env = metrics_env()
+    recorder = stack.datasock("recorder", "recorder", env={
+        **env, "DATASOCK_RECORD_DIR": str(stack.tmp / "recorded"), "DATASOCK_RECORD_FLUSH": "1",
+        "DATASOCK_RECORD_NODES": "mrec"})
+    wait_until(lambda: healthy(port) or not recorder.alive(), 60, what="recorder /health 200")
+    assert recorder.alive(), recorder.output()
+    wait_until(lambda: value(scrape(port), "datasock_recorder_samples_written_total") > 0, 60,
+               what="the recorder's first write counted")
+    first = scrape(port)
+    assert value(first, "datasock_recorder_router_connected") == 1
+    assert value(first, "datasock_recorder_open_files") == 1
+    assert value(first, "datasock_recorder_samples_kept_total") >= value(
+        first, "datasock_recorder_samples_written_total")
+    wait_until(lambda: value(scrape(port), "datasock_recorder_samples_written_total") >
+               value(first, "datasock_recorder_samples_written_total"), 30, what="more samples written")
+    assert list((stack.tmp / "recorded" / "mrec").rglob("*.g3"))
+
+
 SUPERVISED = textwrap.dedent("""
     import sys
     from datasock.supervisor import Backoff, Child, Supervisor

@@ -38,6 +38,9 @@ hub:
 hosts:
   {HOST}:
     log-dir: {stack.tmp}
+    # how long the agent waits for a restarted router before it gives up and exits (10 s by
+    # default: a busy machine can take longer to bring crossbar back)
+    crossbar_timeout: 60
     agent-instances:
       - agent-class: FakeDataAgent
         instance-id: {AGENT_ID}

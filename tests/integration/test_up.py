@@ -52,6 +52,10 @@ def test_up_runs_lists_restarts_and_stops_cleanly(stack):
     assert all(0 < float(r[1]) < 20 for r in rows[1:])
     host_fields = stack.run_cli("fields", "host")
     assert host_fields.returncode == 0 and "memory_percent" in host_fields.stdout
+    # the recorder runs and writes the sim node's live samples where the scanner looks
+    assert child_named(up.pid, "recorder") is not None
+    wait_until(lambda: list(stack.settings.home.rglob("recorded/sim/*/*.g3")), 60, interval=1.0,
+               what="the recorder's file of the sim node")
 
     # a Grafana JSON data source pointed at the bridge lists the sim fields and draws one
     grafana = f"http://127.0.0.1:{http_port}"

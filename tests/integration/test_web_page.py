@@ -147,14 +147,20 @@ def test_a_plot_asks_for_as_many_points_as_it_is_wide(tab):
 def test_live_follow_appends_new_samples_within_3_s(tab):
     tab.open("#from=now-15m&to=now&p=sim::thermometer_4k&live=1")
     wait_until(lambda: tab.info()[0]["last"] is not None, 10, what="first points")
-    last = tab.info()[0]["last"]
-    shown = tab.info()[0]["shown"]
-    # nothing asks /query again: the new points come over /api/live
     queries = []
     tab.page.on("request", lambda r: r.url.endswith("/query") and queries.append(r))
-    grown = wait_until(lambda: (lambda i: i if i["last"] > last else None)(tab.info()[0]), 3.0, interval=0.1,
-                       what="a live sample")
-    assert grown["shown"] > shown and queries == []
+    # the new points come over /api/live, appended to what is shown, with no /query. A page
+    # that has just opened may still ask /query once more as its layout settles (its plot's
+    # width); a sample that came with such an answer is not the one looked for: look again
+    for _attempt in range(3):
+        queries.clear()
+        last, shown = tab.info()[0]["last"], tab.info()[0]["shown"]
+        grown = wait_until(lambda: (lambda i: i if i["last"] > last else None)(tab.info()[0]), 3.0,
+                           interval=0.1, what="a live sample")
+        if not queries:
+            break
+    assert queries == [], "every live sample came with a /query"
+    assert grown["shown"] > shown
     assert time.time() - grown["last"] < 5
 
 

@@ -278,3 +278,24 @@ def test_shell_answer_for_an_old_session_is_ignored(added):
     runner.on_join(new, None)
     old.pending(ADD)[0][3].callback(added)
     assert not runner.stopped_by_duplicate and runner.session is new
+
+
+def test_samples_published_before_the_session_joins_are_sent_once_it_joins():
+    """A LiveDataNode samples once at start, before its session joins; a router restart leaves
+    it without one: those samples reach subscribers once it (re)joins, oldest first, bounded."""
+    runner, _ = make_runner()
+    runner.publish("tl", [1.0], {"x": [1]})         # the first sample, taken at start
+    session = FakeSession(77)
+    runner.on_join(session, None)
+    runner.publish("tl", [2.0], {"x": [2]})
+    sent = [p for p in session.published if p[0].endswith(".samples")]
+    assert [p[1][0]["t"] for p in sent] == [[1.0], [2.0]]
+    runner.on_leave(session, None)
+    for i in range(runner.MAX_UNSENT + 5):          # the router is away: the oldest go past the bound
+        runner.publish("tl", [10.0 + i], {"x": [i]})
+    session2 = FakeSession(78)
+    runner.on_join(session2, None)
+    sent = [p[1][0]["t"][0] for p in session2.published if p[0].endswith(".samples")]
+    assert sent == [10.0 + i for i in range(5, runner.MAX_UNSENT + 5)]
+    runner.on_join(FakeSession(79), None)            # sent once
+    assert not runner._unsent

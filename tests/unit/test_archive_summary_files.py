@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from datasock.archive import hkfile, load_config, schema
-from datasock.archive.db import Index, IndexUnavailable
+from datasock.archive.db import Index, IndexUnavailable, sqlite_connector
 from datasock.archive.node import ArchiveNode
 from datasock.archive.scanner import scan_once
 from datasock.datanodes.reply import data_reply
@@ -174,7 +174,9 @@ def test_a_version_1_index_is_migrated_and_its_files_summarised(tmp_path):
 def test_a_locked_sqlite_index_is_an_error_in_bounded_time_then_recovers(archive):
     config, _, paths = archive
     now = [0.0]
-    index = Index(Index.from_config(config)._connect, "sqlite", "test", timeout=0.5, clock=lambda: now[0])
+    # the connection waits on the lock as long as the index's own timeout (as Index.from_config makes it)
+    index = Index(sqlite_connector(config.sqlite_path, 0.5), "sqlite", "test", timeout=0.5,
+                  clock=lambda: now[0])
     blocker = sqlite3.connect(str(config.sqlite_path), timeout=0)
     blocker.execute("BEGIN EXCLUSIVE")
     outcome = []

@@ -103,6 +103,39 @@ def test_a_missing_hub_is_named_as_such():
     assert "is the node running?" in node
 
 
+def test_a_node_not_served_is_explained_by_the_hub_listing():
+    uri = "org.x.consumer.simm.get_fields"
+    listing = [{"name": n} for n in ("sim", "host", "archive")]
+    missing = cli.not_served_message("simm", uri, listing, None)
+    assert missing == (f"node 'simm' is not running: nothing serves {uri} and the hub lists no such node "
+                       "(it lists archive, host, sim; `datasock nodes`)")
+    assert "it lists none" in cli.not_served_message("simm", uri, [], None)
+    many = cli.not_served_message("x", uri, [{"name": f"n{i:02}"} for i in range(25)], None)
+    assert "it lists n00, n01" in many and "n09 and 15 more" in many and "n10" not in many
+    no_hub = cli.not_served_message("simm", uri, None, "wamp.error.no_such_procedure")
+    assert "neither is the hub" in no_hub and "start `datasock hub`" in no_hub
+    listed = cli.not_served_message("sim", uri, listing, None)
+    assert "registered with the hub but nothing serves" in listed
+    assert "is node 'simm' running?" in cli.not_served_message("simm", uri, None, "call timed out")
+
+
+def test_get_names_fields_without_data():
+    text = cli.no_data_message("sim", ["thermometer_4kk"], "-60", "now")
+    assert text.startswith("datasock: node 'sim' has no data between --start -60 and --end now for thermometer_4kk")
+    assert "`datasock fields sim --start -60`" in text
+
+
+def test_a_refused_secret_names_where_it_came_from():
+    from datasock import client
+
+    s = settings_mod.load({"DATASOCK_HOME": "/tmp/x"})
+    cause = client.refusal_cause(s, client.Credentials("consumer", "wrong"))
+    assert "the secret for 'consumer' in /tmp/x/secrets.json is not the one the router at" in cause
+    assert "DATASOCK_HOME" in cause
+    env = settings_mod.load({"DATASOCK_HOME": "/tmp/x", "WAMP_USER": "me", "WAMP_SECRET": "s"})
+    assert client.refusal_cause(env, client.Credentials("me", "s")).startswith("WAMP_SECRET is not the secret")
+
+
 @pytest.mark.parametrize("argv", [["tail", "sim", "x", "--count", "0"], ["tail", "sim", "x", "--seconds", "-1"],
                                   ["status", "--timeout", "0"]])
 def test_bounds_refused_before_connecting(argv, capsys):

@@ -46,3 +46,16 @@ def test_exit_status_table_from_the_one_rule():
         "* - 0", "* - 1", "* - 2"]
     assert "     - Usage or configuration: " in text and "'datasock status': a check failed" in text
     assert set(errors.EXIT_MEANINGS) == {errors.EXIT_OK, errors.EXIT_FAILURE, errors.EXIT_USAGE}
+
+
+def test_top_level_options_come_first():
+    text = docgen.cli_reference_rst(cli.parser())
+    head, _, rest = text.partition("``datasock up``")
+    assert head.startswith("``datasock [OPTION] COMMAND``\n~")
+    assert "   * - ``--version``\n     - \n     - print datasock's version and exit" in head
+    assert "Exit status: 0 success" in head
+    assert "--version" not in rest and "-h, --help" not in text
+    # a parser with no options of its own before the command: no such section
+    p = argparse.ArgumentParser(prog="tool")
+    p.add_subparsers().add_parser("a", help="does a")
+    assert docgen.cli_reference_rst(p).startswith("``tool a``")

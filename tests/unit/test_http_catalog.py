@@ -244,3 +244,22 @@ def test_malloc_is_tuned_through_mallopt():
     assert tune_malloc(2, 262144, types.SimpleNamespace()) == []     # no mallopt (not glibc)
     assert catalog.valid_node_name("sim") and not catalog.valid_node_name("a:b")
 
+
+
+def test_the_periodic_refresh_asks_get_info_once_per_session_and_a_node_added_again():
+    bridge, session = make_bridge(["a", "b"], concurrency=4)
+    asked = []
+    session.answer["org.example.consumer.a.get_info"] = lambda: asked.append("a") or {"downsample": "m4"}
+    session.answer["org.example.consumer.b.get_info"] = lambda: asked.append("b")   # no answer: a sisock node
+    for _ in range(3):
+        bridge.refresh()
+        answer_fields(session, "a", ["x"])
+        answer_fields(session, "b", ["y"])
+    assert asked.count("a") == 1 and asked.count("b") == 3     # an answer is kept; none is asked again
+    assert bridge.fields.snapshot.m4_nodes == {"a"}
+    bridge._node_added({"name": "a", "description": "A"})     # restarted: the hub adds it again
+    answer_fields(session, "a", ["x"])
+    assert asked.count("a") == 2
+    bridge.session = FakeSession(answer=session.answer)         # a new session knows no answer
+    bridge.refresh()
+    assert asked.count("a") == 3

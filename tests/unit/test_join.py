@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 from autobahn.wamp.exception import ApplicationError
 
 from datasock import hknames, joins
@@ -223,3 +224,113 @@ def test_api_data_of_a_field_nothing_records_asks_the_node_alone(client):
                                               "to": str(T0 + 100)})
     assert r.status_code == 200 and "X-Datasock-Notice" not in r.headers
     assert [set(f) for f in client.backend.fetches] == [{"one"}]
+
+
+# -- timeline names: a joined field keeps its live node's ------------------------------------------
+def test_series_timeline_is_the_live_nodes_name():
+    history = joins.plan_join("sim", "temp", joins.catalog_lookup(CATALOG), "archive")
+    assert joins.series_timeline(history, [CATALOG["archive"][REC], META]) == "t1"
+    # the live node down (no metadata): the live name the recorder kept in its block name
+    assert joins.series_timeline(history, [{"timeline": "sim:t1#3"}, {}]) == "t1"
+    assert joins.series_timeline(history, [{"timeline": "elsewhere"}, {}]) == "elsewhere"
+    assert joins.series_timeline(history, [{}, {}]) == "temp"
+    combined = joins.plan_join("a+b", "f", lambda n, f: True, None)
+    assert joins.series_timeline(combined, [{}, {"timeline": "tb"}]) == "tb"
+    assert joins.series_timeline(combined, [{"timeline": "ta"}, {"timeline": "tb"}]) == "ta"
+
+
+@pytest.mark.parametrize("archived, live", [("sim:t1", "t1"), ("sim:t1#2", "t1"), ("sim:a#b", "a#b"),
+                                            ("sim:", None), ("other:t1", None), (None, None)])
+def test_recorded_timeline(archived, live):
+    assert joins.recorded_timeline("sim", archived) == live
+
+
+def test_name_timelines_keeps_names_and_splits_differing_times():
+    a, b = {"t": [1.0, 2.0]}, {"t": [2.0]}
+    timelines, names = joins.name_timelines([("x", "tl", a), ("y", "tl", {"t": np.array([1.0, 2.0])}),
+                                             ("z", "tl", b), ("w", "tl#z", {"t": [3.0]}), ("v", "u", b)])
+    assert names == {"x": "tl", "y": "tl", "z": "tl#z", "w": "tl#z#w", "v": "u"}
+    assert timelines["tl"] is a and timelines["tl#z"] is b and timelines["u"] is b
+    # a name already held by another split gets a number
+    _, names = joins.name_timelines([("x", "tl", a), ("tl#y", "tl#y", {"t": [9.0]}), ("y", "tl", b)])
+    assert names == {"x": "tl", "tl#y": "tl#y", "y": "tl#y#2"}
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abcdef"), st.sampled_from(["tl", "tl#b", "u"]),
+                          st.sampled_from([(1.0,), (1.0, 2.0), (2.0,)])), max_size=8))
+def test_name_timelines_gives_every_field_a_timeline_with_its_own_times(entries):
+    series = [(f, name, {"t": list(t)}) for f, name, t in entries]
+    timelines, names = joins.name_timelines(series)
+    first = {}
+    for f, name, tl in series:
+        first.setdefault(f, (name, tl))
+    assert set(names) == set(first)
+    for f, (name, tl) in first.items():
+        assert timelines[names[f]]["t"] == tl["t"]
+        assert names[f] == name or names[f].startswith(name + joins.TIMELINE_SPLIT + f)
+    # the first field wanting a name gets it
+    for name in {name for name, _ in first.values()}:
+        holder = next(f for f, (n, _) in first.items() if n == name)
+        assert names[holder] == name or name in timelines and timelines[name]["t"] != first[holder][1]["t"]
+
+
+def test_api_data_reply_keeps_the_live_timeline_names():
+    catalog = {"hist": {REC: {**META, "timeline": "sim:t1"}}, "sim": {"temp": META, "fresh": META}}
+    the_plan = query.data_plan("sim", ["temp", "fresh"], catalog, T0, T0 + 100, None, "hist")
+    live_t = T0 + np.arange(40, 100)
+    results = {"hist": reply("sim:t1", REC, T0 + np.arange(60), np.arange(60), T0 + 59),
+               "sim": {"data": {"temp": list(range(60)), "fresh": list(range(60))},
+                       "timeline": {"t1": {"t": list(live_t), "finalized_until": None}}}}
+    out, timelines, _ = query.data_reply(the_plan, results, catalog)
+    assert timelines == {"temp": "t1", "fresh": "t1#fresh"}
+    assert len(out["timeline"]["t1"]["t"]) == 100 and len(out["timeline"]["t1#fresh"]["t"]) == 60
+    assert set(out["timeline"]) == {"t1", "t1#fresh"}
+
+
+# -- globs over a recorded node's fields ------------------------------------------------------------
+from datasock.http_bridge import targets  # noqa: E402
+
+RECORDED_CATALOG = {"archive": {"sim.temp": META, "sim.gone": {**META, "units": "mK"}, "old.x": META,
+                                "obs.agent.feed.f": META},
+                    "sim": {"temp": META, "fresh": META}}
+
+
+def test_recorded_fields_by_node():
+    rec = targets.recorded_fields(RECORDED_CATALOG, "archive")
+    assert {n: sorted(f) for n, f in rec.items()} == {"sim": ["gone", "temp"], "old": ["x"],
+                                                      "obs": ["agent.feed.f"]}
+    assert targets.recorded_fields(RECORDED_CATALOG, "archive") is rec     # one pass per catalog
+    assert targets.recorded_fields(RECORDED_CATALOG, None) == {} == targets.recorded_fields({}, "archive")
+
+
+@pytest.mark.parametrize("target, pairs", [
+    ("sim::*", [("sim", "fresh"), ("sim", "gone"), ("sim", "temp")]),
+    ("sim::g*", [("sim", "gone")]),
+    ("old::*", [("old", "x")]),                 # recorded, no longer live
+    ("*::temp", [("sim", "temp")]),             # node globs: live nodes only
+    ("o*::*", []),
+])
+def test_a_field_glob_lists_fields_only_the_recording_holds(target, pairs):
+    node, field = targets.split_target(target)
+    rec = targets.recorded_fields(RECORDED_CATALOG, "archive")
+    assert targets.expand(parsing.Target("A", target, node, field), RECORDED_CATALOG, (), rec) == pairs
+    # without the archive, today's expansion: live fields only
+    live = targets.expand(parsing.Target("A", target, node, field), RECORDED_CATALOG)
+    assert set(live) <= set(pairs) and ("sim", "gone") not in live
+
+
+def test_a_filter_sees_the_recorded_metadata():
+    flt = (targets.Filter("units", "=", "mK"),)
+    rec = targets.recorded_fields(RECORDED_CATALOG, "archive")
+    assert targets.expand(parsing.Target("A", "sim::*", "sim", "*"), RECORDED_CATALOG, flt, rec) == [("sim", "gone")]
+
+
+def test_query_plan_of_a_glob_joins_a_recorded_only_field_from_the_archive():
+    plan = query.plan(parse("sim::*"), RECORDED_CATALOG, SDK, archive="archive")
+    by_field = {item.field: item for item in plan.items}
+    assert sorted(by_field) == ["fresh", "gone", "temp"]
+    gone = by_field["gone"].join
+    assert [s.node for s in gone.sources] == ["archive"] and gone.history
+    assert [s.node for s in by_field["temp"].join.sources] == ["archive", "sim"]
+    assert by_field["fresh"].join is None

@@ -111,7 +111,37 @@ def test_database_check():
     assert status.database_check("mysql://root@h/db", None).status == OK
     down = status.database_check("mysql://root@h:1/db", "Can't connect")
     assert down.failed and down.detail == "archive index mysql://root@h:1/db: Can't connect"
-    assert status.database_check("sqlite:/x", None, configured=False).status == SKIP
+    sqlite = status.database_check("sqlite:/x", None, sqlite=True)
+    assert sqlite.status == OK and sqlite.detail == "archive index sqlite:/x (SQLite, no SQL_HOST) opens"
+
+
+def test_no_index_yet():
+    """A fresh stack: the scanner has not made its index yet (first scan), or there is no archive."""
+    limit = 60 + status.LAG_SLACK
+    disk = [("/a/1.g3", 10, NOW - 5)]
+    none = status.no_index_checks("sqlite:/i", "/a", [], None, NOW, 60)
+    assert [c.status for c in none] == [SKIP, SKIP] and "this stack runs no archive" in none[0].detail
+    assert [c.name for c in none] == ["archive database", "archive lag"]
+    for on_disk, age in ((disk, None), ([], 3.0), ([("/a/1.g3", 10, NOW - 86400)], 3.0)):
+        first = status.no_index_checks("sqlite:/i", "/a", on_disk, age, NOW, 60)
+        assert [c.status for c in first] == [OK, OK], (on_disk, age)
+        assert first[1].detail.startswith("first scan running: no index at sqlite:/i yet")
+        assert first[1].data["first_scan"] is True
+    stuck = status.no_index_checks("sqlite:/i", "/a", [("/a/1.g3", 10, NOW - limit - 1)], limit + 1, NOW, 60)
+    assert [c.status for c in stuck] == [FAIL, FAIL] and "is `datasock scan` running?" in stuck[1].detail
+    assert "the archive node registered 3 min ago" in stuck[1].detail
+    # old files and no archive node: an archive nobody scans
+    assert status.no_index_checks("m", "/a", [("/a/1.g3", 1, NOW - 86400)], None, NOW, 60)[1].failed
+
+
+def test_mqtt_port():
+    args = ("127.0.0.1", 1883, False, None, "no MQTT answer (refused)", NOW)
+    assert status.mqtt_port_check(*args, url_set=False, can_embed=False).status == SKIP
+    assert "runs without MQTT" in status.mqtt_port_check(*args, url_set=False, can_embed=False).detail
+    assert status.mqtt_port_check(*args, url_set=True, can_embed=False).failed     # a broker it was told of
+    assert status.mqtt_port_check(*args, url_set=False, can_embed=True).failed     # `up` would have started one
+    up = status.mqtt_port_check("127.0.0.1", 1883, True, Holder(9, "mosquitto"), None, NOW, False, False)
+    assert up.status == OK and up.name == "port mqtt"
 
 
 def test_archive_lag():
@@ -122,8 +152,21 @@ def test_archive_lag():
     # the second file grew 30 s ago: the next pass takes it
     growing = status.archive_lag_check(disk, {"/a/1.g3": (10, NOW - 3600), "/a/2.g3": (5, NOW - 90)}, NOW, 60)
     assert growing.status == OK and growing.data == {
-        "files": 2, "indexed": 2, "pending": 1, "lag": 30.0, "newest_file": NOW - 30, "newest_indexed": NOW - 90}
+        "files": 2, "indexed": 2, "pending": 1, "lag": 30.0, "newest_file": NOW - 30, "newest_indexed": NOW - 90,
+        "last_indexed": None}
     # a file an hour old and never indexed: the scanner is behind
     behind = status.archive_lag_check(disk, {"/a/2.g3": (20, NOW - 30)}, NOW, 60)
     assert behind.failed and "1 of 2 files" in behind.detail and "waiting 1 h 0 min" in behind.detail
     assert status.archive_lag_check(disk, {"/a/2.g3": (20, NOW - 30)}, NOW, 7200).status == OK
+
+
+def test_archive_lag_while_the_scanner_works_through_a_backlog():
+    limit = 60 + status.LAG_SLACK
+    disk = [(f"/a/{i}.g3", 10, NOW - 86400) for i in range(4)]
+    first = status.archive_lag_check(disk, {"/a/0.g3": (10, NOW - 86400)}, NOW, 60, last_indexed=NOW - 5)
+    assert first.status == OK and first.detail.startswith("first scan running: 3 of 4 files not indexed")
+    assert "it indexed a file 5 s ago" in first.detail and first.data["last_indexed"] == NOW - 5
+    later = status.archive_lag_check(disk, {p: (10, NOW - 86400) for p, _, _ in disk[:3]}, NOW, 60, NOW - 5)
+    assert later.status == OK and not later.detail.startswith("first scan")
+    stalled = status.archive_lag_check(disk, {"/a/0.g3": (10, NOW - 86400)}, NOW, 60, NOW - limit - 1)
+    assert stalled.failed and "is `datasock scan` running?" in stalled.detail

@@ -53,6 +53,9 @@ def data():
     fmt = args.get("format", "json")
     if fmt not in FORMATS:
         raise RequestError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    time_format = args.get("time_format")
+    if time_format is not None and time_format not in TIME_FORMATS:
+        raise RequestError(f"time_format must be one of {', '.join(TIME_FORMATS)}, got {time_format!r}")
     stride = _stride(start, end, args.get("max_points"))
     joined = _joined(node, names, start, end, stride)   # a combined node, or a recorded node's history
     if joined is not None:
@@ -71,14 +74,17 @@ def data():
     table = columns(reply, names, timelines)     # column by column, no per-sample Python
     headers = notice_headers(node, reply, args.get("max_points"), stride, notices)
     if fmt == "csv":
-        return Response(csv_table(table, names), mimetype="text/csv", headers=headers)
+        return Response(csv_table(table, names, time_format or "iso"), mimetype="text/csv", headers=headers)
     if fmt == "columns":
-        return web.json_response(columns_json(table, names), headers=headers)
-    return web.json_response(json_table(table, names), headers=headers)
+        return web.json_response(columns_json(table, names, time_format), headers=headers)
+    return web.json_response(json_table(table, names, time_format), headers=headers)
 
 
 #: what ``format`` may ask: JSON rows, CSV rows, or JSON columns (``{"time", "data"}``)
 FORMATS = ("json", "csv", "columns")
+#: what ``time_format`` may ask, as ``datasock get --time-format``: Unix seconds or ISO 8601
+#: (left out: ISO in CSV, milliseconds in JSON)
+TIME_FORMATS = ("unix", "iso")
 
 
 #: how long one X-Datasock-Notice may be, characters
