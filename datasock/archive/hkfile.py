@@ -149,7 +149,7 @@ def read(path: str, values: bool = True, want: Callable[[str], bool] | None = No
     versions: set[int] = set()
     frames = 0
     error = None
-    start = 0         # where the frame being read starts
+    done = 0          # frames read and handled (the frame being read starts after them)
     try:
         # the bytes present now are whole; any later ones may be mid-write
         size = os.stat(path).st_size
@@ -158,7 +158,6 @@ def read(path: str, values: bool = True, want: Callable[[str], bool] | None = No
     try:
         reader = core.G3Reader(path)
         while True:
-            start = reader.tell()
             got = reader.Process(None)
             if not got:
                 break
@@ -167,6 +166,7 @@ def read(path: str, values: bool = True, want: Callable[[str], bool] | None = No
                 raise ValueError(f"frame of type {int(frame.type):#x}")  # e.g. a zero-filled tail
             frames += 1
             if frame.type != core.G3FrameType.Housekeeping:
+                done += 1
                 continue
             version = int(frame["hkagg_version"]) if "hkagg_version" in frame else 0
             versions.add(version)
@@ -191,11 +191,16 @@ def read(path: str, values: bool = True, want: Callable[[str], bool] | None = No
                     if gather is None:
                         gather = gathers[key] = _Gather(*key)
                     gather.add(block, values, want)
+            done += 1
     except Exception as exc:  # spt3g raises RuntimeError for short reads and garbage alike
         error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     damage = None
+    start = 0         # where the frame that stopped the read starts
     if error is not None:
         try:
+            # asked only now, by reading the good frames again: the reader's tell() on
+            # every frame costs a fifth of reading a healthy file
+            start = _offset_after(path, done)
             with open(path, "rb") as f:
                 def at(offset: int, n: int) -> bytes:
                     f.seek(offset)
@@ -208,6 +213,15 @@ def read(path: str, values: bool = True, want: Callable[[str], bool] | None = No
             error = f"{error}; then {type(exc).__name__}: {exc}"
     return HKFile([g.build() for g in gathers.values()], frames, error, versions, damage,
                   None if damage in (None, UNREADABLE) else start)
+
+
+def _offset_after(path: str, frames: int) -> int:
+    """The byte offset where frame number ``frames`` (counted from 0) of ``path`` starts."""
+    reader = core.G3Reader(path)
+    for _ in range(frames):
+        if not reader.Process(None):
+            break
+    return reader.tell()
 
 
 # -- telling a truncated tail from corrupt content ---------------------------------------
