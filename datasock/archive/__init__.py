@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .. import settings as settings_mod
-from ..settings import Setting, parse_settings
+from ..settings import Setting, parse_node_name, parse_settings
 
 
 def _seconds(text: str) -> float:
@@ -48,7 +48,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DATASOCK_ARCHIVE_RETRY", "retry_after", "600",
             "Seconds before the scanner reads again a corrupt or truncated file that has not changed.",
             _seconds),
-    Setting("DATASOCK_ARCHIVE_NODE", "node_name", "archive", "Name of the archive data node."),
+    # the bridge and `datasock get` read it too, checked the same way (datasock.joins.archive_node)
+    Setting("DATASOCK_ARCHIVE_NODE", "node_name", "archive", "Name of the archive data node.",
+            parse_node_name),
     Setting("DATASOCK_ARCHIVE_CACHE_MB", "cache_mb", "512",
             "Memory the archive node may use for decoded files and summaries, MiB (a quarter of it "
             "for summaries; 0: no cache).", _megabytes),
